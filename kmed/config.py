@@ -1,0 +1,397 @@
+"""Configuration files (CONTRACT: Configuration): TOML, validated against declarative schemas.
+
+Every key a daemon reads is listed in a schema table below, with its type, whether it is
+required, and its default. Validation reports the file, the key, what was expected and what
+was found; the command line turns :class:`ConfigError` into exit status 2.
+Unknown keys are errors too: a misspelt key must not be silently ignored.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(Exception):
+    """A configuration file is missing, unreadable or invalid."""
+
+    def __init__(self, file: str | Path, key: str, expected: str, found: str) -> None:
+        self.file = str(file)
+        self.key = key
+        self.expected = expected
+        self.found = found
+        super().__init__(f"{self.file}: key '{key}': expected {expected}, found {found}")
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A transport address such as ``tcp://127.0.0.1:3868`` or ``sctp://[::1]:3868``."""
+
+    transport: str
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.transport}://{host}:{self.port}"
+
+
+_ENDPOINT_RE = re.compile(r"^(?P<t>tcp|sctp|tls)://(?:\[(?P<h6>[^\]]+)\]|(?P<h>[^:/\[\]]+)):(?P<p>\d+)$")
+_HOSTPORT_RE = re.compile(r"^(?:\[(?P<h6>[^\]]+)\]|(?P<h>[^:/\[\]]+)):(?P<p>\d+)$")
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?"
+_FQDN_RE = re.compile(rf"^(?=.{{1,255}}$){_LABEL}(?:\.{_LABEL})*$")
+
+
+def _check_host(host: str) -> str | None:
+    """None when ``host`` is an IP address or a host name, else what is wrong."""
+    try:
+        ipaddress.ip_address(host)
+        return None
+    except ValueError:
+        pass
+    return None if _FQDN_RE.match(host) else "not an IP address or host name"
+
+
+def parse_endpoint(text: str) -> Endpoint:
+    """Parse ``tcp://host:port`` (also ``sctp://``, ``tls://``; IPv6 in brackets)."""
+    m = _ENDPOINT_RE.match(text)
+    if not m:
+        raise ValueError("an address like tcp://127.0.0.1:3868 (or sctp://, tls://)")
+    host = m.group("h6") or m.group("h")
+    port = int(m.group("p"))
+    if _check_host(host) or not 0 < port < 65536:
+        raise ValueError("an address like tcp://127.0.0.1:3868 with a valid host and port 1-65535")
+    return Endpoint(m.group("t"), host, port)
+
+
+def parse_hostport(text: str) -> tuple[str, int]:
+    """Parse ``host:port`` (IPv6 in brackets)."""
+    m = _HOSTPORT_RE.match(text)
+    if not m:
+        raise ValueError("host:port such as 127.0.0.1:9101")
+    host = m.group("h6") or m.group("h")
+    port = int(m.group("p"))
+    if _check_host(host) or not 0 < port < 65536:
+        raise ValueError("host:port with a valid host and port 1-65535")
+    return host, port
+
+
+# --- value kinds -------------------------------------------------------------------------
+# A kind is (description of what is expected, converter raising ValueError/TypeError).
+
+Converter = Callable[[Any], Any]
+
+
+@dataclass(frozen=True)
+class Kind:
+    expected: str
+    convert: Converter
+
+
+def _str(v: Any) -> str:
+    if not isinstance(v, str) or not v:
+        raise TypeError
+    return v
+
+
+def _int_range(lo: int, hi: int) -> Kind:
+    def conv(v: Any) -> int:
+        if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+            raise TypeError
+        return v
+
+    return Kind(f"an integer from {lo} to {hi}", conv)
+
+
+def _float_range(lo: float, hi: float) -> Kind:
+    def conv(v: Any) -> float:
+        if isinstance(v, bool) or not isinstance(v, int | float) or not lo <= v <= hi:
+            raise TypeError
+        return float(v)
+
+    return Kind(f"a number from {lo} to {hi}", conv)
+
+
+def _bool(v: Any) -> bool:
+    if not isinstance(v, bool):
+        raise TypeError
+    return v
+
+
+def _hex(n: int) -> Kind:
+    def conv(v: Any) -> bytes:
+        if not isinstance(v, str) or len(v) != 2 * n:
+            raise TypeError
+        return bytes.fromhex(v)
+
+    return Kind(f"{2 * n} hexadecimal digits ({n} octets)", conv)
+
+
+def _digits(lo: int, hi: int) -> Kind:
+    def conv(v: Any) -> str:
+        if not isinstance(v, str) or not v.isdigit() or not lo <= len(v) <= hi:
+            raise TypeError
+        return v
+
+    span = f"{lo}" if lo == hi else f"{lo} to {hi}"
+    return Kind(f"a string of {span} decimal digits", conv)
+
+
+def _enum(*choices: str) -> Kind:
+    def conv(v: Any) -> str:
+        if v not in choices:
+            raise TypeError
+        return str(v)
+
+    return Kind("one of " + ", ".join(repr(c) for c in choices), conv)
+
+
+def _endpoint(v: Any) -> Endpoint:
+    if not isinstance(v, str):
+        raise TypeError
+    return parse_endpoint(v)
+
+
+def _endpoints(v: Any) -> list[Endpoint]:
+    if isinstance(v, str):
+        v = [v]
+    if not isinstance(v, list) or not v:
+        raise TypeError
+    return [_endpoint(x) for x in v]
+
+
+def _str_list(v: Any) -> list[str]:
+    if not isinstance(v, list) or not all(isinstance(x, str) and x for x in v):
+        raise TypeError
+    return list(v)
+
+
+def _hostport(v: Any) -> tuple[str, int]:
+    if not isinstance(v, str):
+        raise TypeError
+    return parse_hostport(v)
+
+
+def _fqdn(v: Any) -> str:
+    if not isinstance(v, str) or not _FQDN_RE.match(v):
+        raise TypeError
+    return v
+
+
+def _store_url(v: Any) -> str:
+    if not isinstance(v, str) or not (
+        v.startswith("sqlite://") or v.startswith("postgresql://") or v.startswith("postgres://")
+    ):
+        raise TypeError
+    return v
+
+
+STR = Kind("a non-empty string", _str)
+BOOL = Kind("true or false", _bool)
+PATH = Kind("a file or directory path", _str)
+FQDN = Kind("a DiameterIdentity (host name such as hss.localdomain)", _fqdn)
+ENDPOINT = Kind("an address like tcp://127.0.0.1:36412", _endpoint)
+ENDPOINTS = Kind("a list of addresses like [\"tcp://127.0.0.1:3868\"]", _endpoints)
+STR_LIST = Kind("a list of non-empty strings", _str_list)
+HOSTPORT = Kind("host:port such as 127.0.0.1:9101", _hostport)
+STORE_URL = Kind("sqlite:///PATH or postgresql://...", _store_url)
+LOG_LEVEL = _enum("debug", "info", "warning", "error")
+LOG_FORMAT = _enum("json", "console")
+PROFILE = _enum("A", "B")
+MCC = _digits(3, 3)
+MNC = _digits(2, 3)
+IMSI = _digits(6, 15)
+IMEI = _digits(15, 15)
+IMEI14 = _digits(14, 14)
+KEY128 = _hex(16)
+
+
+@dataclass(frozen=True)
+class Key:
+    """One configuration key: its kind, and a default (``REQUIRED`` when it has none)."""
+
+    kind: Kind
+    default: Any = None
+    required: bool = False
+    doc: str = ""
+
+
+def req(kind: Kind, doc: str = "") -> Key:
+    return Key(kind, required=True, doc=doc)
+
+
+def opt(kind: Kind, default: Any = None, doc: str = "") -> Key:
+    return Key(kind, default=default, doc=doc)
+
+
+#: Schema: section name ("" for top-level keys) -> key name -> Key.
+Schema = Mapping[str, Mapping[str, Key]]
+
+LOG_SECTION: Mapping[str, Key] = {
+    "level": opt(LOG_LEVEL, "info", "debug, info, warning or error"),
+    "format": opt(LOG_FORMAT, "json", "json (journald) or console (a person)"),
+    "file": opt(PATH, None, "log to this file instead of stderr; reopened on SIGHUP"),
+}
+METRICS_SECTION: Mapping[str, Key] = {
+    "listen": opt(HOSTPORT, None, "Prometheus endpoint host:port; none when absent"),
+}
+DIAMETER_COMMON: Mapping[str, Key] = {
+    "origin_host": req(FQDN, "this node's DiameterIdentity"),
+    "origin_realm": req(FQDN, "this node's realm"),
+    "watchdog_s": opt(_float_range(1.0, 300.0), 30.0, "Tw, the DWR interval (RFC 3539)"),
+    "request_timeout_s": opt(_float_range(0.1, 60.0), 3.0, "how long an answer is awaited"),
+    "max_message_size": opt(_int_range(1024, 16 * 1024 * 1024), 65536, "largest message accepted"),
+    "tls_cert": opt(PATH, None, "PEM certificate for tls:// endpoints"),
+    "tls_key": opt(PATH, None, "PEM private key for tls:// endpoints"),
+    "tls_ca": opt(PATH, None, "PEM CA bundle that peers' certificates must chain to"),
+}
+
+HSS_SCHEMA: Schema = {
+    "diameter": {
+        **DIAMETER_COMMON,
+        "listen": req(ENDPOINTS, "where the HSS accepts S6a peers"),
+        "allowed_peers": req(STR_LIST, "Origin-Hosts accepted at CER; others get 3010"),
+    },
+    "store": {"url": req(STORE_URL, "the subscriber store")},
+    "hss": {
+        "max_vectors": opt(_int_range(1, 32), 5, "cap on Number-Of-Requested-Vectors"),
+        "ind_bits": opt(_int_range(0, 10), 5, "IND length in SQN = SEQ||IND (TS 33.102 C.3.2)"),
+        "bind_current_kme": opt(BOOL, True, "bind vectors to the KME held (see docs/protocol.md)"),
+        "token_key_file": opt(PATH, None, "HSS key for the ULR KME token; next to the store when absent"),
+    },
+    "log": LOG_SECTION,
+    "metrics": METRICS_SECTION,
+}
+
+CNN_SCHEMA: Schema = {
+    "diameter": {
+        **DIAMETER_COMMON,
+        "connect": req(ENDPOINTS, "HSS or relay peers, in failover order"),
+        "destination_realm": req(FQDN, "Destination-Realm of S6a requests"),
+        "destination_host": opt(FQDN, None, "Destination-Host of S6a requests"),
+    },
+    "nas": {
+        "listen": req(ENDPOINTS, "where the CNN accepts UE links"),
+        "t3460_s": opt(_float_range(0.05, 60.0), 6.0, "retransmission timer for NAS requests"),
+        "max_retransmissions": opt(_int_range(0, 10), 4, "retries before a procedure fails"),
+        "max_frame_size": opt(_int_range(64, 1 << 20), 65536, "largest UE link frame accepted"),
+    },
+    "plmn": {"mcc": req(MCC), "mnc": req(MNC)},
+    "cnn": {
+        "mme_group_id": opt(_int_range(0, 65535), 1),
+        "mme_code": opt(_int_range(0, 255), 1),
+        "max_ue_contexts": opt(_int_range(1, 10_000_000), 1_000_000),
+    },
+    "log": LOG_SECTION,
+    "metrics": METRICS_SECTION,
+}
+
+UE_SCHEMA: Schema = {
+    "": {"state_dir": req(PATH, "USIM (usim/) and ME (me/) state persist here")},
+    "cnn": {"connect": req(ENDPOINT, "the CNN's UE link")},
+    "usim": {"imsi": req(IMSI), "k": req(KEY128), "opc": req(KEY128)},
+    "me": {"imei": req(IMEI), "private_key": req(PATH, "the device private key (PEM)")},
+    "ue": {
+        "timeout_s": opt(_float_range(0.1, 120.0), 10.0, "how long one attach may take"),
+    },
+    "log": LOG_SECTION,
+}
+
+LOAD_SCHEMA: Schema = {
+    "cnn": {"connect": req(ENDPOINTS, "CNN UE links; UEs are spread over them")},
+    "subscribers": {
+        "count": req(_int_range(1, 10_000_000)),
+        "imsi_first": req(IMSI),
+        "imei_first": req(IMEI14),
+        "k": req(KEY128),
+        "opc": req(KEY128),
+        "device_key_seed": req(_hex(16)),
+        "profile": opt(PROFILE, "A"),
+    },
+    "load": {
+        "connections": opt(_int_range(1, 256), 4, "UE link connections (like eNodeBs)"),
+        "workers": opt(_int_range(1, 64), 1, "generator processes"),
+        "ramp_s": opt(_float_range(0.0, 3600.0), 1.0, "ramp-up of the arrival rate"),
+        "timeout_s": opt(_float_range(0.1, 120.0), 10.0, "one procedure's deadline"),
+    },
+    "mix": {
+        "attach": opt(_float_range(0.0, 1000.0), 70.0),
+        "provision": opt(_float_range(0.0, 1000.0), 10.0),
+        "tau": opt(_float_range(0.0, 1000.0), 20.0),
+    },
+    "log": LOG_SECTION,
+}
+
+
+def validate(data: Mapping[str, Any], schema: Schema, file: str | Path) -> dict[str, dict[str, Any]]:
+    """Check ``data`` (parsed TOML) against ``schema``; return section -> key -> value.
+
+    Every schema key is present in the result (defaults filled in, ``None`` when absent and
+    optional). Raises :class:`ConfigError` naming the first bad key.
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for name, value in data.items():
+        if name in schema and name != "" and isinstance(value, dict):
+            continue
+        if "" in schema and name in schema[""]:
+            continue
+        known = sorted([s for s in schema if s] + list(schema.get("", {})))
+        raise ConfigError(file, name, "one of " + ", ".join(known), "an unknown key")
+    for section, keys in schema.items():
+        raw = data if section == "" else data.get(section, {})
+        if not isinstance(raw, dict):
+            raise ConfigError(file, section, "a table [" + section + "]", type(raw).__name__)
+        if section:
+            for name in raw:
+                if name not in keys:
+                    raise ConfigError(
+                        file, f"{section}.{name}", "one of " + ", ".join(sorted(keys)), "an unknown key"
+                    )
+        values: dict[str, Any] = {}
+        for name, key in keys.items():
+            dotted = f"{section}.{name}" if section else name
+            if name not in raw:
+                if key.required:
+                    raise ConfigError(file, dotted, key.kind.expected, "nothing (the key is missing)")
+                values[name] = key.default
+                continue
+            try:
+                values[name] = key.kind.convert(raw[name])
+            except (TypeError, ValueError) as exc:
+                expected = str(exc) if isinstance(exc, ValueError) and str(exc) else key.kind.expected
+                raise ConfigError(file, dotted, expected, repr(raw[name])) from None
+        out[section] = values
+    return out
+
+
+def load(path: str | Path, schema: Schema) -> dict[str, dict[str, Any]]:
+    """Read and validate a TOML file."""
+    p = Path(path)
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(p, "(file)", "a readable TOML file", "no such file") from None
+    except OSError as exc:
+        raise ConfigError(p, "(file)", "a readable TOML file", exc.strerror or str(exc)) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(p, "(syntax)", "valid TOML", str(exc)) from None
+    return validate(data, schema, p)
+
+
+SCHEMAS: dict[str, Schema] = {"hss": HSS_SCHEMA, "cnn": CNN_SCHEMA, "ue": UE_SCHEMA, "load": LOAD_SCHEMA}
+
+
+def detect_kind(data: Mapping[str, Any]) -> str:
+    """Guess which schema a parsed file follows (for ``kmed config check``)."""
+    if "subscribers" in data:
+        return "load"
+    if "usim" in data or "me" in data:
+        return "ue"
+    if "nas" in data or "plmn" in data:
+        return "cnn"
+    return "hss"

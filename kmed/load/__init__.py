@@ -1,0 +1,1 @@
+"""The load harness: many simulated UEs, call models, per-procedure statistics."""

@@ -1,0 +1,1 @@
+"""The UE: a USIM (MILENAGE) and an ME holding a device key and its KME."""
