@@ -1,0 +1,68 @@
+"""128-EIA2 (AES-CMAC) and 128-EEA2 (AES-CTR), TS 33.401 Annex B.2.3 and B.1.3.
+
+Both take the 128-bit key, the 32-bit COUNT, the 5-bit BEARER, the 1-bit DIRECTION
+(0 uplink, 1 downlink) and the message. NAS messages are whole octets; ``length_bits``
+(optional) gives the exact bit length for the official test sets, which include
+non-octet lengths (TS 33.401 Annex C).
+"""
+
+from __future__ import annotations
+
+from kmed.crypto._aes import aes_key
+from kmed.crypto._check import octets, uint
+
+__all__ = ["DIRECTION_DOWNLINK", "DIRECTION_UPLINK", "eea2", "eia2"]
+
+DIRECTION_UPLINK = 0
+DIRECTION_DOWNLINK = 1
+
+
+def _header(count: int, bearer: int, direction: int) -> int:
+    """COUNT[32] ‖ BEARER[5] ‖ DIRECTION[1] ‖ 0[26] as a 64-bit integer (B.1.3, B.2.3)."""
+    uint("count", count, 32)
+    uint("bearer", bearer, 5)
+    uint("direction", direction, 1)
+    return (count << 32) | (bearer << 27) | (direction << 26)
+
+
+def _bits(message: bytes, length_bits: int | None) -> int:
+    """The message length in bits, checked against the octets given (no silent truncation)."""
+    if length_bits is None:
+        return len(message) * 8
+    uint("length_bits", length_bits, 32)
+    if (length_bits + 7) // 8 != len(message):
+        raise ValueError(f"message must be ceil(length_bits / 8) = {(length_bits + 7) // 8} octets, got {len(message)}")
+    return length_bits
+
+
+def eia2(
+    key: bytes, count: int, bearer: int, direction: int, message: bytes, *, length_bits: int | None = None
+) -> bytes:
+    """128-EIA2 MAC-I/NAS-MAC (TS 33.401 B.2.3): the first 32 bits of
+    AES-CMAC(key, COUNT ‖ BEARER ‖ DIRECTION ‖ 0^26 ‖ MESSAGE)."""
+    key = octets("key", key, 16)
+    message = octets("message", message)
+    nbits = _bits(message, length_bits)
+    m = _header(count, bearer, direction).to_bytes(8, "big") + message
+    return aes_key(key).cmac_bits(m, 64 + nbits)[:4]
+
+
+def eea2(
+    key: bytes, count: int, bearer: int, direction: int, message: bytes, *, length_bits: int | None = None
+) -> bytes:
+    """128-EEA2 (TS 33.401 B.1.3): AES-CTR with T1 = COUNT ‖ BEARER ‖ DIRECTION ‖ 0^90.
+
+    Encrypts and decrypts. With ``length_bits``, the bits after the last message bit are 0.
+    """
+    key = octets("key", key, 16)
+    message = octets("message", message)
+    nbits = _bits(message, length_bits)
+    icb = _header(count, bearer, direction) << 64
+    ks = aes_key(key).ctr_keystream(icb, len(message))
+    n = len(message)
+    if n == 0:
+        return b""
+    out = int.from_bytes(message, "big") ^ int.from_bytes(ks, "big")
+    if nbits % 8:
+        out &= ~((1 << (8 - nbits % 8)) - 1)
+    return out.to_bytes(n, "big")
