@@ -18,6 +18,7 @@ from kmed import __version__
 COMMAND_MODULES: tuple[str, ...] = (
     "kmed.demo",
     "kmed.bench",
+    "kmed.configcheck",
 )
 
 

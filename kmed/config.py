@@ -123,9 +123,12 @@ def _bool(v: Any) -> bool:
     return v
 
 
+_HEX_RE = re.compile(r"^[0-9A-Fa-f]*$")
+
+
 def _hex(n: int) -> Kind:
     def conv(v: Any) -> bytes:
-        if not isinstance(v, str) or len(v) != 2 * n:
+        if not isinstance(v, str) or len(v) != 2 * n or not _HEX_RE.match(v):
             raise TypeError
         return bytes.fromhex(v)
 
@@ -157,12 +160,29 @@ def _endpoint(v: Any) -> Endpoint:
     return parse_endpoint(v)
 
 
+class _BadItem(ValueError):
+    """One item of a list is wrong: report that item, not the whole list."""
+
+    def __init__(self, expected: str, index: int, item: Any) -> None:
+        super().__init__(expected)
+        self.index = index
+        self.item = item
+
+
 def _endpoints(v: Any) -> list[Endpoint]:
     if isinstance(v, str):
         v = [v]
     if not isinstance(v, list) or not v:
         raise TypeError
-    return [_endpoint(x) for x in v]
+    out = []
+    for i, x in enumerate(v):
+        try:
+            out.append(_endpoint(x))
+        except TypeError:
+            raise _BadItem("an address like tcp://127.0.0.1:3868 (or sctp://, tls://)", i, x) from None
+        except ValueError as exc:
+            raise _BadItem(str(exc), i, x) from None
+    return out
 
 
 def _str_list(v: Any) -> list[str]:
@@ -219,14 +239,15 @@ class Key:
     default: Any = None
     required: bool = False
     doc: str = ""
+    secret: bool = False  # never echo the value (K, OPc, seeds) in an error
 
 
-def req(kind: Kind, doc: str = "") -> Key:
-    return Key(kind, required=True, doc=doc)
+def req(kind: Kind, doc: str = "", secret: bool = False) -> Key:
+    return Key(kind, required=True, doc=doc, secret=secret)
 
 
-def opt(kind: Kind, default: Any = None, doc: str = "") -> Key:
-    return Key(kind, default=default, doc=doc)
+def opt(kind: Kind, default: Any = None, doc: str = "", secret: bool = False) -> Key:
+    return Key(kind, default=default, doc=doc, secret=secret)
 
 
 #: Schema: section name ("" for top-level keys) -> key name -> Key.
@@ -294,7 +315,7 @@ CNN_SCHEMA: Schema = {
 UE_SCHEMA: Schema = {
     "": {"state_dir": req(PATH, "USIM (usim/) and ME (me/) state persist here")},
     "cnn": {"connect": req(ENDPOINT, "the CNN's UE link")},
-    "usim": {"imsi": req(IMSI), "k": req(KEY128), "opc": req(KEY128)},
+    "usim": {"imsi": req(IMSI), "k": req(KEY128, secret=True), "opc": req(KEY128, secret=True)},
     "me": {"imei": req(IMEI), "private_key": req(PATH, "the device private key (PEM)")},
     "ue": {
         "timeout_s": opt(_float_range(0.1, 120.0), 10.0, "how long one attach may take"),
@@ -308,9 +329,9 @@ LOAD_SCHEMA: Schema = {
         "count": req(_int_range(1, 10_000_000)),
         "imsi_first": req(IMSI),
         "imei_first": req(IMEI14),
-        "k": req(KEY128),
-        "opc": req(KEY128),
-        "device_key_seed": req(_hex(16)),
+        "k": req(KEY128, secret=True),
+        "opc": req(KEY128, secret=True),
+        "device_key_seed": req(_hex(16), secret=True),
         "profile": opt(PROFILE, "A"),
     },
     "load": {
@@ -328,6 +349,26 @@ LOAD_SCHEMA: Schema = {
 }
 
 
+_FOUND_MAX = 80
+
+
+def _type_name(v: Any) -> str:
+    names = {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "a list", dict: "a table"}
+    return names.get(type(v), type(v).__name__)
+
+
+def describe(value: Any, secret: bool = False) -> str:
+    """What was found, for an error message: the value (shortened), or only its shape if secret."""
+    if secret:
+        if isinstance(value, str):
+            return f"a string of {len(value)} characters (value not shown: secret)"
+        return _type_name(value) + " (value not shown: secret)"
+    text = repr(value)
+    if len(text) > _FOUND_MAX:
+        text = text[: _FOUND_MAX - 3] + "..."
+    return text
+
+
 def validate(data: Mapping[str, Any], schema: Schema, file: str | Path) -> dict[str, dict[str, Any]]:
     """Check ``data`` (parsed TOML) against ``schema``; return section -> key -> value.
 
@@ -335,8 +376,8 @@ def validate(data: Mapping[str, Any], schema: Schema, file: str | Path) -> dict[
     optional). Raises :class:`ConfigError` naming the first bad key.
     """
     out: dict[str, dict[str, Any]] = {}
-    for name, value in data.items():
-        if name in schema and name != "" and isinstance(value, dict):
+    for name in data:
+        if name in schema and name != "":
             continue
         if "" in schema and name in schema[""]:
             continue
@@ -345,7 +386,7 @@ def validate(data: Mapping[str, Any], schema: Schema, file: str | Path) -> dict[
     for section, keys in schema.items():
         raw = data if section == "" else data.get(section, {})
         if not isinstance(raw, dict):
-            raise ConfigError(file, section, "a table [" + section + "]", type(raw).__name__)
+            raise ConfigError(file, section, "a table [" + section + "]", describe(raw))
         if section:
             for name in raw:
                 if name not in keys:
@@ -362,25 +403,37 @@ def validate(data: Mapping[str, Any], schema: Schema, file: str | Path) -> dict[
                 continue
             try:
                 values[name] = key.kind.convert(raw[name])
+            except _BadItem as exc:
+                found = f"{describe(exc.item, key.secret)} (item {exc.index + 1} of the list)"
+                raise ConfigError(file, dotted, str(exc), found) from None
             except (TypeError, ValueError) as exc:
                 expected = str(exc) if isinstance(exc, ValueError) and str(exc) else key.kind.expected
-                raise ConfigError(file, dotted, expected, repr(raw[name])) from None
+                raise ConfigError(file, dotted, expected, describe(raw[name], key.secret)) from None
         out[section] = values
     return out
 
 
-def load(path: str | Path, schema: Schema) -> dict[str, dict[str, Any]]:
-    """Read and validate a TOML file."""
+def read(path: str | Path) -> dict[str, Any]:
+    """Read and parse a TOML file (no schema check); errors as :class:`ConfigError`."""
     p = Path(path)
     try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
+        text = p.read_bytes().decode("utf-8")
     except FileNotFoundError:
         raise ConfigError(p, "(file)", "a readable TOML file", "no such file") from None
     except OSError as exc:
         raise ConfigError(p, "(file)", "a readable TOML file", exc.strerror or str(exc)) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(p, "(file)", "UTF-8 text", f"a byte that is not UTF-8 at offset {exc.start}") from None
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
+        # tomllib's messages give the position and what it wanted, never the value.
         raise ConfigError(p, "(syntax)", "valid TOML", str(exc)) from None
-    return validate(data, schema, p)
+
+
+def load(path: str | Path, schema: Schema) -> dict[str, dict[str, Any]]:
+    """Read and validate a TOML file."""
+    return validate(read(path), schema, Path(path))
 
 
 SCHEMAS: dict[str, Schema] = {"hss": HSS_SCHEMA, "cnn": CNN_SCHEMA, "ue": UE_SCHEMA, "load": LOAD_SCHEMA}
@@ -388,10 +441,11 @@ SCHEMAS: dict[str, Schema] = {"hss": HSS_SCHEMA, "cnn": CNN_SCHEMA, "ue": UE_SCH
 
 def detect_kind(data: Mapping[str, Any]) -> str:
     """Guess which schema a parsed file follows (for ``kmed config check``)."""
-    if "subscribers" in data:
+    if "subscribers" in data or "load" in data or "mix" in data:
         return "load"
-    if "usim" in data or "me" in data:
+    if "usim" in data or "me" in data or "state_dir" in data or "ue" in data:
         return "ue"
-    if "nas" in data or "plmn" in data:
+    diameter = data.get("diameter")
+    if "nas" in data or "plmn" in data or (isinstance(diameter, dict) and "connect" in diameter):
         return "cnn"
     return "hss"
