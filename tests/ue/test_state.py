@@ -69,7 +69,7 @@ def test_missing_and_malformed_files(tmp_path: Path) -> None:
     assert read_state(tmp_path / "nope.json") is None
     bad = tmp_path / "bad.json"
     bad.write_bytes(b"\xff\xfe")
-    with pytest.raises(StateError, match="bad.json"):
+    with pytest.raises(StateError, match=r"bad\.json"):
         read_state(bad)
     bad.write_text("42")
     with pytest.raises(StateError, match="JSON object"):
