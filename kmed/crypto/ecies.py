@@ -34,7 +34,9 @@ __all__ = [
     "generate_keypair",
     "load_private_key_pem",
     "load_public_key_pem",
+    "parse_profile",
     "private_key_to_pem",
+    "public_from_private",
     "public_key_to_pem",
 ]
 
@@ -49,14 +51,16 @@ _MAC_KEY_LEN = 32
 PUBLIC_KEY_LEN: dict[str, int] = {"A": 32, "B": 33}
 PRIVATE_KEY_LEN = 32
 _CURVE = ec.SECP256R1()
-_P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+#: The order n of the P-256 base point (SEC 2 §2.4.2).
+P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 
 
 class EciesError(ValueError):
     """The data or a key cannot be used: wrong length, invalid point, MAC mismatch."""
 
 
-def _profile(profile: object) -> Profile:
+def parse_profile(profile: object) -> Profile:
+    """``"A"`` or ``"B"``; anything else raises :class:`EciesError`."""
     if profile == "A":
         return "A"
     if profile == "B":
@@ -80,7 +84,7 @@ def _x25519_public(raw: bytes) -> x25519.X25519PublicKey:
 @functools.lru_cache(maxsize=256)
 def _p256_private(raw: bytes) -> ec.EllipticCurvePrivateKey:
     value = int.from_bytes(raw, "big")
-    if not 1 <= value < _P256_ORDER:
+    if not 1 <= value < P256_ORDER:
         raise EciesError("private_key is not a valid P-256 scalar (must be in [1, n-1])")
     return ec.derive_private_key(value, _CURVE)
 
@@ -143,9 +147,15 @@ def _public_from_private(profile: Profile, private_key: bytes) -> bytes:
 # --- public API -----------------------------------------------------------------------------
 
 
+def public_from_private(profile: str, private_key: bytes) -> bytes:
+    """The raw public key (X25519 32 octets, P-256 compressed 33) of a raw private key."""
+    p = parse_profile(profile)
+    return _public_from_private(p, octets("private_key", private_key, PRIVATE_KEY_LEN))
+
+
 def generate_keypair(profile: str) -> tuple[bytes, bytes]:
     """A new (private, public) key pair in raw form for ``profile``."""
-    p = _profile(profile)
+    p = parse_profile(profile)
     if p == "A":
         priv = x25519.X25519PrivateKey.generate()
         return priv.private_bytes_raw(), priv.public_key().public_bytes_raw()
@@ -158,7 +168,7 @@ def encrypt(profile: str, public_key: bytes, plaintext: bytes, ephemeral_private
 
     ``ephemeral_private_key`` is for test vectors only; normally a fresh one is generated.
     """
-    p = _profile(profile)
+    p = parse_profile(profile)
     public_key = octets("public_key", public_key, PUBLIC_KEY_LEN[p])
     plaintext = octets("plaintext", plaintext)
     if ephemeral_private_key is None:
@@ -174,7 +184,7 @@ def encrypt(profile: str, public_key: bytes, plaintext: bytes, ephemeral_private
 
 def decrypt(profile: str, private_key: bytes, data: bytes) -> bytes:
     """Check the MAC-tag (constant time) and decrypt an ECIES scheme output; raise :class:`EciesError`."""
-    p = _profile(profile)
+    p = parse_profile(profile)
     private_key = octets("private_key", private_key, PRIVATE_KEY_LEN)
     data = octets("data", data)
     n = PUBLIC_KEY_LEN[p]
@@ -193,7 +203,7 @@ def decrypt(profile: str, private_key: bytes, data: bytes) -> bytes:
 
 def private_key_to_pem(profile: str, raw: bytes) -> bytes:
     """PKCS#8 PEM (unencrypted) of a raw private key."""
-    p = _profile(profile)
+    p = parse_profile(profile)
     raw = octets("raw", raw, PRIVATE_KEY_LEN)
     key: x25519.X25519PrivateKey | ec.EllipticCurvePrivateKey
     key = _x25519_private(raw) if p == "A" else _p256_private(raw)
@@ -204,7 +214,7 @@ def private_key_to_pem(profile: str, raw: bytes) -> bytes:
 
 def public_key_to_pem(profile: str, raw: bytes) -> bytes:
     """SubjectPublicKeyInfo PEM of a raw public key (X25519 32 octets, P-256 compressed 33)."""
-    p = _profile(profile)
+    p = parse_profile(profile)
     raw = octets("raw", raw, PUBLIC_KEY_LEN[p])
     key: x25519.X25519PublicKey | ec.EllipticCurvePublicKey
     key = _x25519_public(raw) if p == "A" else _p256_public(raw, "raw")
