@@ -191,6 +191,12 @@ def _str_list(v: Any) -> list[str]:
     return list(v)
 
 
+def _int_list(v: Any) -> list[int]:
+    if not isinstance(v, list) or not v or not all(isinstance(x, int) and not isinstance(x, bool) for x in v):
+        raise TypeError
+    return list(v)
+
+
 def _hostport(v: Any) -> tuple[str, int]:
     if not isinstance(v, str):
         raise TypeError
@@ -218,6 +224,7 @@ FQDN = Kind("a DiameterIdentity (host name such as hss.localdomain)", _fqdn)
 ENDPOINT = Kind("an address like tcp://127.0.0.1:36412", _endpoint)
 ENDPOINTS = Kind("a list of addresses like [\"tcp://127.0.0.1:3868\"]", _endpoints)
 STR_LIST = Kind("a list of non-empty strings", _str_list)
+INT_LIST = Kind("a non-empty list of integers", _int_list)
 HOSTPORT = Kind("host:port such as 127.0.0.1:9101", _hostport)
 STORE_URL = Kind("sqlite:///PATH or postgresql://...", _store_url)
 LOG_LEVEL = _enum("debug", "info", "warning", "error")
@@ -278,12 +285,21 @@ HSS_SCHEMA: Schema = {
         "listen": req(ENDPOINTS, "where the HSS accepts S6a peers"),
         "allowed_peers": req(STR_LIST, "Origin-Hosts accepted at CER; others get 3010"),
     },
-    "store": {"url": req(STORE_URL, "the subscriber store")},
+    "store": {
+        "url": req(STORE_URL, "the subscriber store"),
+        "synchronous": opt(_enum("full", "normal"), "full", "SQLite fsync policy (docs/hss.md: full = durable)"),
+        "busy_timeout_s": opt(_float_range(0.1, 600.0), 10.0, "wait this long for a lock held by admin"),
+    },
     "hss": {
         "max_vectors": opt(_int_range(1, 32), 5, "cap on Number-Of-Requested-Vectors"),
         "ind_bits": opt(_int_range(0, 10), 5, "IND length in SQN = SEQ||IND (TS 33.102 C.3.2)"),
         "bind_current_kme": opt(BOOL, True, "bind vectors to the KME held (see docs/protocol.md)"),
         "token_key_file": opt(PATH, None, "HSS key for the ULR KME token; next to the store when absent"),
+        "kme_token_lifetime_s": opt(_float_range(1.0, 86400.0), 300.0, "a KME-Token older than this is refused"),
+        "allowed_rat_types": opt(INT_LIST, [1004], "RAT-Type values accepted in ULR (1004 = EUTRAN)"),
+        "enforce_pair_on_ulr": opt(BOOL, True, "ULR with an IMEI of a pair not allowed gets 5902"),
+        "max_pending": opt(_int_range(1, 1_000_000), 20000, "requests awaiting commit before 3004 TOO_BUSY"),
+        "commit_batch": opt(_int_range(1, 100_000), 1024, "most requests per group commit"),
     },
     "log": LOG_SECTION,
     "metrics": METRICS_SECTION,
