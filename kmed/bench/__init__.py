@@ -11,7 +11,9 @@ import importlib
 from typing import Any
 
 #: Benchmark name -> module; ``all`` runs them in this order.
-BENCHMARKS: dict[str, str] = {}
+BENCHMARKS: dict[str, str] = {
+    "crypto": "kmed.bench.crypto",
+}
 
 
 def _run(args: argparse.Namespace) -> int:

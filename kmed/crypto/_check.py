@@ -5,6 +5,8 @@ from __future__ import annotations
 
 def octets(name: str, value: object, length: int | None = None) -> bytes:
     """Return ``value`` as bytes if it is bytes-like of exactly ``length`` octets, else raise ValueError."""
+    if type(value) is bytes and (length is None or len(value) == length):
+        return value  # fast path: the common case costs one type check
     if not isinstance(value, bytes | bytearray | memoryview):
         raise ValueError(f"{name} must be bytes, not {type(value).__name__}")
     data = bytes(value)

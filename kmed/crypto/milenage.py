@@ -17,11 +17,6 @@ __all__ = ["Milenage", "MilenageKey", "milenage", "opc_from_op"]
 
 _MASK128 = (1 << 128) - 1
 
-# TS 35.206 §4.1: rotations r1..r5 (bits) and constants c1..c5 (as 128-bit integers).
-_R = (64, 0, 32, 64, 96)
-_C = (0, 1, 2, 4, 8)
-
-
 def _rot(x: int, r: int) -> int:
     """Cyclic left rotation of a 128-bit value by ``r`` bits (TS 35.206 §4.1, rot(x, r))."""
     return ((x << r) | (x >> (128 - r))) & _MASK128 if r else x
@@ -51,11 +46,13 @@ class MilenageKey:
     daemons call it from one thread.
     """
 
-    __slots__ = ("_enc", "_opc")
+    __slots__ = ("_enc", "_opc", "_opc5")
 
     def __init__(self, k: bytes, opc: bytes) -> None:
         self._enc = new_ecb(octets("k", k, 16))
-        self._opc = int.from_bytes(octets("opc", opc, 16), "big")
+        opc = octets("opc", opc, 16)
+        self._opc = int.from_bytes(opc, "big")
+        self._opc5 = int.from_bytes(opc * 5, "big")  # OPc over the five output blocks
 
     def __repr__(self) -> str:
         return "MilenageKey(<redacted>)"
@@ -66,17 +63,22 @@ class MilenageKey:
         sqn = octets("sqn", sqn, 6)
         amf = octets("amf", amf, 2)
         opc = self._opc
-        temp_b = self._enc.update((int.from_bytes(rand, "big") ^ opc).to_bytes(16, "big"))
-        temp = int.from_bytes(temp_b, "big")
+        enc = self._enc.update
+        temp = int.from_bytes(enc((int.from_bytes(rand, "big") ^ opc).to_bytes(16, "big")), "big")
         in1 = int.from_bytes(sqn + amf + sqn + amf, "big")
-        # OUT1 takes TEMP xor rot(IN1 xor OPc, r1) xor c1; OUT2..OUT5 take rot(TEMP xor OPc, ri) xor ci.
-        blocks = [(temp ^ _rot(in1 ^ opc, _R[0]) ^ _C[0]).to_bytes(16, "big")]
-        t_opc = temp ^ opc
-        blocks.extend((_rot(t_opc, r) ^ c).to_bytes(16, "big") for r, c in zip(_R[1:], _C[1:], strict=True))
-        out = self._enc.update(b"".join(blocks))  # five blocks in one call
-        o1, o2, o3, o4, o5 = (
-            (int.from_bytes(out[i : i + 16], "big") ^ opc).to_bytes(16, "big") for i in range(0, 80, 16)
+        t = temp ^ opc
+        # TS 35.206 §4.1: OUT1 = E[TEMP xor rot(IN1 xor OPc, r1) xor c1] xor OPc;
+        # OUTi = E[rot(TEMP xor OPc, ri) xor ci] xor OPc for i = 2..5. All five in one call.
+        blocks = (
+            (temp ^ _rot(in1 ^ opc, 64)).to_bytes(16, "big")  # r1 = 64, c1 = 0
+            + (t ^ 1).to_bytes(16, "big")  # r2 = 0, c2 = 1
+            + (_rot(t, 32) ^ 2).to_bytes(16, "big")  # r3 = 32, c3 = 2
+            + (_rot(t, 64) ^ 4).to_bytes(16, "big")  # r4 = 64, c4 = 4
+            + (_rot(t, 96) ^ 8).to_bytes(16, "big")  # r5 = 96, c5 = 8
         )
+        out = int.from_bytes(enc(blocks), "big") ^ self._opc5
+        o = out.to_bytes(80, "big")
+        o1, o2, o3, o4, o5 = o[:16], o[16:32], o[32:48], o[48:64], o[64:]
         return Milenage(
             mac_a=o1[:8],
             mac_s=o1[8:],

@@ -1,0 +1,7 @@
+#!/usr/bin/env python3
+"""Run ``kmed bench crypto`` as a script: ``tools/bench/crypto.py [--iterations N]``."""
+import sys
+
+from kmed.bench.crypto import main
+
+sys.exit(main(sys.argv[1:]))
