@@ -285,8 +285,9 @@ def _integrity(exc: sqlite3.IntegrityError, what: str) -> StoreError:
 
 
 def open_url(url: str, base: Path | None = None, **kwargs: Any) -> SqliteStore:
-    """Open the store a ``[store] url`` names: ``sqlite:///abs/path`` or ``sqlite://rel/path``
-    (relative to ``base``, the configuration file's directory). PostgreSQL is not built yet."""
+    """Open the store a ``[store] url`` names: ``sqlite:///abs/path`` (extra leading slashes
+    collapse) or ``sqlite://rel/path`` (relative to ``base``, the configuration file's
+    directory). PostgreSQL is not built yet."""
     return SqliteStore(sqlite_path(url, base), **kwargs)
 
 
@@ -295,7 +296,9 @@ def sqlite_path(url: str, base: Path | None = None) -> Path:
     if not url.startswith("sqlite://"):
         raise ValueError("only sqlite:// stores are implemented (postgresql:// is planned)")
     rest = url[len("sqlite://"):]
-    if not rest or rest == "/":
+    if rest.startswith("/"):
+        rest = "/" + rest.lstrip("/")  # sqlite:///var/lib/x and sqlite:////var/lib/x: both /var/lib/x
+    if not rest.strip("/"):
         raise ValueError("sqlite:///PATH with a file path")
     path = Path(rest)
     if not path.is_absolute() and base is not None:
