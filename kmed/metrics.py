@@ -183,7 +183,13 @@ class _Metric(Generic[C]):
 
         Resolve once and keep the child on hot paths. Values are converted with ``str``.
         """
-        if by_name:
+        if not by_name:
+            # Fast path: string values of a label set seen before (keys are tuples of str,
+            # so values of other types never match here and take the path below).
+            found = self._children.get(values)  # type: ignore[arg-type]
+            if found is not None:
+                return found
+        else:
             if values:
                 raise ValueError("give label values by position or by name, not both")
             if set(by_name) != set(self.labelnames):
