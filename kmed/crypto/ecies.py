@@ -81,12 +81,14 @@ def _x25519_public(raw: bytes) -> x25519.X25519PublicKey:
     return x25519.X25519PublicKey.from_public_bytes(raw)
 
 
-@functools.lru_cache(maxsize=256)
-def _p256_private(raw: bytes) -> ec.EllipticCurvePrivateKey:
+def _p256_from_scalar(raw: bytes) -> ec.EllipticCurvePrivateKey:
     value = int.from_bytes(raw, "big")
     if not 1 <= value < P256_ORDER:
         raise EciesError("private_key is not a valid P-256 scalar (must be in [1, n-1])")
     return ec.derive_private_key(value, _CURVE)
+
+
+_p256_private = functools.lru_cache(maxsize=256)(_p256_from_scalar)
 
 
 @functools.lru_cache(maxsize=256)
@@ -126,22 +128,44 @@ def _mac(mac_key: bytes, ciphertext: bytes) -> bytes:
     return hmac.digest(mac_key, ciphertext, "sha256")[:MAC_LEN]
 
 
-def _exchange(profile: Profile, private_key: bytes, peer_public: bytes, peer_name: str) -> bytes:
+_PrivateKey = x25519.X25519PrivateKey | ec.EllipticCurvePrivateKey
+
+
+def _private_key(profile: Profile, raw: bytes) -> _PrivateKey:
+    return _x25519_private(raw) if profile == "A" else _p256_private(raw)
+
+
+def _public_bytes(key: _PrivateKey) -> bytes:
+    if isinstance(key, x25519.X25519PrivateKey):
+        return key.public_key().public_bytes_raw()
+    return _compressed(key.public_key())
+
+
+def _exchange_with(key: _PrivateKey, peer_public: bytes, peer_name: str) -> bytes:
     """ECDH shared secret Z (C.3.4: X25519, or the x-coordinate for P-256)."""
     try:
-        if profile == "A":
-            return _x25519_private(private_key).exchange(_x25519_public(peer_public))
-        return _p256_private(private_key).exchange(ec.ECDH(), _p256_public(peer_public, peer_name))
+        if isinstance(key, x25519.X25519PrivateKey):
+            return key.exchange(_x25519_public(peer_public))
+        return key.exchange(ec.ECDH(), _p256_public(peer_public, peer_name))
     except EciesError:
         raise
     except ValueError:  # e.g. X25519 with a small-order point gives an all-zero secret
         raise EciesError(f"{peer_name} gives no usable shared secret") from None
 
 
-def _public_from_private(profile: Profile, private_key: bytes) -> bytes:
+def _exchange(profile: Profile, private_key: bytes, peer_public: bytes, peer_name: str) -> bytes:
+    return _exchange_with(_private_key(profile, private_key), peer_public, peer_name)
+
+
+def _ephemeral(profile: Profile, raw: bytes | None) -> _PrivateKey:
+    """A one-time key object, kept out of the caches (which hold long-lived device keys)."""
     if profile == "A":
-        return _x25519_private(private_key).public_key().public_bytes_raw()
-    return _compressed(_p256_private(private_key).public_key())
+        if raw is None:
+            return x25519.X25519PrivateKey.generate()
+        return x25519.X25519PrivateKey.from_private_bytes(raw)
+    if raw is None:
+        return ec.generate_private_key(_CURVE)
+    return _p256_from_scalar(raw)
 
 
 # --- public API -----------------------------------------------------------------------------
@@ -150,7 +174,7 @@ def _public_from_private(profile: Profile, private_key: bytes) -> bytes:
 def public_from_private(profile: str, private_key: bytes) -> bytes:
     """The raw public key (X25519 32 octets, P-256 compressed 33) of a raw private key."""
     p = parse_profile(profile)
-    return _public_from_private(p, octets("private_key", private_key, PRIVATE_KEY_LEN))
+    return _public_bytes(_private_key(p, octets("private_key", private_key, PRIVATE_KEY_LEN)))
 
 
 def generate_keypair(profile: str) -> tuple[bytes, bytes]:
@@ -171,12 +195,11 @@ def encrypt(profile: str, public_key: bytes, plaintext: bytes, ephemeral_private
     p = parse_profile(profile)
     public_key = octets("public_key", public_key, PUBLIC_KEY_LEN[p])
     plaintext = octets("plaintext", plaintext)
-    if ephemeral_private_key is None:
-        eph_private, _ = generate_keypair(p)
-    else:
-        eph_private = octets("ephemeral_private_key", ephemeral_private_key, PRIVATE_KEY_LEN)
-    eph_public = _public_from_private(p, eph_private)
-    z = _exchange(p, eph_private, public_key, "public_key")
+    if ephemeral_private_key is not None:
+        ephemeral_private_key = octets("ephemeral_private_key", ephemeral_private_key, PRIVATE_KEY_LEN)
+    eph = _ephemeral(p, ephemeral_private_key)
+    eph_public = _public_bytes(eph)
+    z = _exchange_with(eph, public_key, "public_key")
     enc_key, icb, mac_key = _keys(z, eph_public)
     ciphertext = _ctr(enc_key, icb, plaintext)
     return eph_public + ciphertext + _mac(mac_key, ciphertext)
@@ -205,9 +228,7 @@ def private_key_to_pem(profile: str, raw: bytes) -> bytes:
     """PKCS#8 PEM (unencrypted) of a raw private key."""
     p = parse_profile(profile)
     raw = octets("raw", raw, PRIVATE_KEY_LEN)
-    key: x25519.X25519PrivateKey | ec.EllipticCurvePrivateKey
-    key = _x25519_private(raw) if p == "A" else _p256_private(raw)
-    return key.private_bytes(
+    return _private_key(p, raw).private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
 

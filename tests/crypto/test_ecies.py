@@ -182,3 +182,14 @@ def test_pem_unsupported_or_garbage() -> None:
     )
     with pytest.raises(EciesError):
         ecies.load_private_key_pem(enc_pem)
+
+
+@pytest.mark.parametrize("profile", ["A", "B"])
+def test_ephemeral_keys_stay_out_of_key_caches(profile: str) -> None:
+    """The caches hold long-lived device/home keys; one-time keys must not evict them."""
+    _, pub = KEYPAIRS[profile]
+    caches = (ecies._x25519_private, ecies._p256_private)
+    before = [c.cache_info().currsize for c in caches]
+    for _ in range(5):
+        encrypt(profile, pub, b"x")
+    assert [c.cache_info().currsize for c in caches] == before
