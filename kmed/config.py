@@ -47,14 +47,38 @@ _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?"
 _FQDN_RE = re.compile(rf"^(?=.{{1,255}}$){_LABEL}(?:\.{_LABEL})*$")
 
 
-def _check_host(host: str) -> str | None:
-    """None when ``host`` is an IP address or a host name, else what is wrong."""
+def _is_hostname(text: str) -> bool:
+    """A DNS host name; its last label is not all digits, so ``256.1.1.1`` is not one
+    (RFC 1123 2.1, RFC 3696 2)."""
+    return bool(_FQDN_RE.match(text)) and not text.rsplit(".", 1)[-1].isdigit()
+
+
+def _check_host(host: str, bracketed: bool = False) -> str | None:
+    """None when ``host`` is an IP address or a host name, else what is wrong.
+
+    ``bracketed``: the text was inside ``[...]``, which only an IPv6 address may be.
+    """
     try:
-        ipaddress.ip_address(host)
-        return None
+        address = ipaddress.ip_address(host)
     except ValueError:
-        pass
-    return None if _FQDN_RE.match(host) else "not an IP address or host name"
+        if bracketed:
+            return "not an IPv6 address"
+        return None if _is_hostname(host) else "not an IP address or host name"
+    if bracketed and address.version != 6:
+        return "not an IPv6 address"
+    return None
+
+
+def _host_port(m: re.Match[str], shape: str) -> tuple[str, int]:
+    """Check the host and port groups of a matched address; ValueError says which is wrong."""
+    host = m.group("h6") or m.group("h")
+    problem = _check_host(host, m.group("h6") is not None)
+    if problem:
+        raise ValueError(f"{shape} with a valid host ({host} is {problem})")
+    port = int(m.group("p"))
+    if not 0 < port < 65536:
+        raise ValueError(f"{shape} with a port from 1 to 65535")
+    return host, port
 
 
 def parse_endpoint(text: str) -> Endpoint:
@@ -62,10 +86,7 @@ def parse_endpoint(text: str) -> Endpoint:
     m = _ENDPOINT_RE.match(text)
     if not m:
         raise ValueError("an address like tcp://127.0.0.1:3868 (or sctp://, tls://)")
-    host = m.group("h6") or m.group("h")
-    port = int(m.group("p"))
-    if _check_host(host) or not 0 < port < 65536:
-        raise ValueError("an address like tcp://127.0.0.1:3868 with a valid host and port 1-65535")
+    host, port = _host_port(m, "an address like tcp://127.0.0.1:3868")
     return Endpoint(m.group("t"), host, port)
 
 
@@ -74,11 +95,7 @@ def parse_hostport(text: str) -> tuple[str, int]:
     m = _HOSTPORT_RE.match(text)
     if not m:
         raise ValueError("host:port such as 127.0.0.1:9101")
-    host = m.group("h6") or m.group("h")
-    port = int(m.group("p"))
-    if _check_host(host) or not 0 < port < 65536:
-        raise ValueError("host:port with a valid host and port 1-65535")
-    return host, port
+    return _host_port(m, "host:port such as 127.0.0.1:9101")
 
 
 # --- value kinds -------------------------------------------------------------------------
@@ -204,7 +221,7 @@ def _hostport(v: Any) -> tuple[str, int]:
 
 
 def _fqdn(v: Any) -> str:
-    if not isinstance(v, str) or not _FQDN_RE.match(v):
+    if not isinstance(v, str) or not _is_hostname(v):
         raise TypeError
     return v
 
@@ -331,10 +348,25 @@ CNN_SCHEMA: Schema = {
 UE_SCHEMA: Schema = {
     "": {"state_dir": req(PATH, "USIM (usim/) and ME (me/) state persist here")},
     "cnn": {"connect": req(ENDPOINT, "the CNN's UE link")},
-    "usim": {"imsi": req(IMSI), "k": req(KEY128, secret=True), "opc": req(KEY128, secret=True)},
-    "me": {"imei": req(IMEI), "private_key": req(PATH, "the device private key (PEM)")},
+    "usim": {
+        "imsi": req(IMSI),
+        "k": req(KEY128, secret=True),
+        "opc": req(KEY128, secret=True),
+        "ind_bits": opt(_int_range(0, 10), 5, "IND length in SQN = SEQ||IND (TS 33.102 C.1.2), as the HSS's"),
+    },
+    "me": {
+        "imei": req(IMEI),
+        "private_key": req(PATH, "the device private key (PEM)"),
+        "software_version": opt(_digits(2, 2), "01", "SVN: the IMEISV is the IMEI's 14 digits and this"),
+    },
     "ue": {
         "timeout_s": opt(_float_range(0.1, 120.0), 10.0, "how long one attach may take"),
+        "t3410_s": opt(_float_range(0.05, 60.0), 5.0, "T3410 (attach) / T3430 (TAU): a new attempt on expiry"),
+        "max_attempts": opt(_int_range(1, 5), 5, "attach/TAU attempts (TS 24.301 5.5.1.2.6: 5)"),
+    },
+    "plmn": {
+        "mcc": opt(MCC, None, "serving PLMN (SN id in KASME); default: the IMSI's first 3 digits"),
+        "mnc": opt(MNC, None, "serving PLMN MNC; default: the IMSI's digits 4-5"),
     },
     "log": LOG_SECTION,
 }
