@@ -227,6 +227,7 @@ class S6aHandlers:
                 outcome = "resync"
             writes: list[Write] = []
             kme_avps: list[Any] = []
+            bind_key: bytes | None
             if step == 4:
                 bind_key, binding = self._issue_kme(req, imsi, peer, writes, kme_avps)
                 outcome = "kme_issued"

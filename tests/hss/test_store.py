@@ -1,0 +1,153 @@
+"""The SQLite store: schema migrations, file modes, admin operations, transactional writes,
+group commit."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sqlite3
+import stat
+from pathlib import Path
+
+import pytest
+
+from kmed.crypto import kme as kmefn
+from kmed.hss import migrations
+from kmed.hss.files import load_or_create_key
+from kmed.hss.groupcommit import CommitFailed, GroupCommitter
+from kmed.hss.sqlite_store import SqliteStore, sqlite_path
+from kmed.hss.store import Duplicate, NotFound, SetLocation, SetSqn, StoreError, StoreKme
+from tests.hss.conftest import IMEI, IMSI, OPC, K
+
+
+def mode(p: Path) -> int:
+    return stat.S_IMODE(os.stat(p).st_mode)
+
+
+def test_schema_versioned_and_migrated_once(tmp_path: Path) -> None:
+    path = tmp_path / "db" / "hss.sqlite"
+    s = SqliteStore(path)
+    conn = sqlite3.connect(path)
+    assert [r[0] for r in conn.execute("SELECT version FROM schema_version")] == list(range(1, migrations.LATEST + 1))
+    s.close()
+    SqliteStore(path).close()  # reopening applies nothing again
+    assert conn.execute("SELECT count(*) FROM schema_version").fetchone()[0] == migrations.LATEST
+    conn.execute(f"INSERT INTO schema_version (version) VALUES ({migrations.LATEST + 1})")
+    conn.commit()
+    conn.close()
+    with pytest.raises(StoreError, match="newer"):
+        SqliteStore(path)
+
+
+def test_files_are_private(tmp_path: Path) -> None:
+    path = tmp_path / "hss.sqlite"
+    old = os.umask(0o022)
+    try:
+        s = SqliteStore(path)
+        s.add_subscriber(IMSI, K, OPC, b"\x80\x00", 0)  # creates -wal and -shm
+        files = [path, path.with_name("hss.sqlite-wal"), path.with_name("hss.sqlite-shm")]
+        assert all(p.exists() for p in files)
+        assert [mode(p) for p in files] == [0o600] * 3
+        s.close()
+        path.chmod(0o644)  # an existing store made readable is tightened at open
+        SqliteStore(path).close()
+        assert mode(path) == 0o600
+        key = tmp_path / "token.key"
+        k1 = load_or_create_key(key)
+        assert mode(key) == 0o600 and load_or_create_key(key) == k1 and len(k1) == 32
+    finally:
+        os.umask(old)
+
+
+def test_admin_operations(tmp_path: Path) -> None:
+    s = SqliteStore(tmp_path / "hss.sqlite")
+    s.add_subscriber(IMSI, K, OPC, b"\x80\x00", 5)
+    with pytest.raises(Duplicate):
+        s.add_subscriber(IMSI, K, OPC, b"\x80\x00", 0)
+    with pytest.raises(NotFound):
+        s.allow_pair(IMSI, IMEI)  # no such device
+    s.add_device(IMEI, "A", bytes(32))
+    with pytest.raises(Duplicate):
+        s.add_device(IMEI, "A", bytes(32))
+    with pytest.raises(NotFound):
+        s.allow_pair("001019999999999", IMEI)
+    assert s.allow_pair(IMSI, IMEI) is True
+    assert s.allow_pair(IMSI, IMEI) is False
+    assert s.pair_allowed(IMSI, IMEI)
+    assert s.deny_pair(IMSI, IMEI) is True and s.deny_pair(IMSI, IMEI) is False
+    assert not s.pair_allowed(IMSI, IMEI)
+    sub = s.subscriber(IMSI)
+    assert sub is not None and sub.sqn == 5 and sub.kme is None
+    assert K.hex() not in repr(sub)
+
+
+def test_show_never_prints_secrets(tmp_path: Path) -> None:
+    s = SqliteStore(tmp_path / "hss.sqlite")
+    s.add_subscriber(IMSI, K, OPC, b"\x80\x00", 0)
+    kme = kmefn.new_kme()
+    s.apply([StoreKme(IMSI, IMEI, kme, 10, 11, kmefn.fingerprint(kme), "mme")])
+    text = json.dumps(s.show(IMSI))
+    for secret in (K, OPC, kme):
+        assert secret.hex() not in text and secret.hex().upper() not in text
+    shown = json.loads(text)
+    assert shown["kme_fingerprint"] == kmefn.fingerprint(kme)
+    assert shown["k_fingerprint"] == kmefn.fingerprint(K)
+    assert s.show("001019999999999") is None
+
+
+def test_apply_is_atomic(tmp_path: Path) -> None:
+    s = SqliteStore(tmp_path / "hss.sqlite")
+    s.add_subscriber(IMSI, K, OPC, b"\x80\x00", 0)
+    bad = SetLocation("001019999999999", "mme", "realm", b"\0\0\0", 1004, None, None, 1)  # FK violation
+    with pytest.raises(sqlite3.IntegrityError):
+        s.apply([SetSqn(IMSI, 99), bad])
+    assert s.subscriber(IMSI).sqn == 0  # type: ignore[union-attr]
+
+
+def test_provision_all_or_nothing(tmp_path: Path) -> None:
+    s = SqliteStore(tmp_path / "hss.sqlite")
+    s.add_subscriber("001010000000003", K, OPC, b"\x80\x00", 0)
+    subs = [(f"00101000000000{i}", K, OPC, b"\x80\x00", 0) for i in range(1, 5)]
+    with pytest.raises(Duplicate):
+        s.provision(subs, [], [])
+    assert s.subscriber("001010000000001") is None
+    s.provision(subs[:2], [(IMEI, "A", bytes(32))], [("001010000000001", IMEI)])
+    assert s.pair_allowed("001010000000001", IMEI)
+
+
+def test_sqlite_url() -> None:
+    assert sqlite_path("sqlite:///var/lib/kmed/hss.sqlite") == Path("/var/lib/kmed/hss.sqlite")
+    assert sqlite_path("sqlite:////var/lib/kmed/hss.sqlite") == Path("/var/lib/kmed/hss.sqlite")
+    assert sqlite_path("sqlite://hss.sqlite", Path("/etc/kmed")) == Path("/etc/kmed/hss.sqlite")
+    for bad in ("sqlite://", "sqlite:///", "postgresql://x/y"):
+        with pytest.raises(ValueError):
+            sqlite_path(bad)
+
+
+def test_group_commit_batches_and_resolves_after_commit(tmp_path: Path) -> None:
+    path = tmp_path / "hss.sqlite"
+    s = SqliteStore(path)
+    imsis = [f"0010100000{i:05d}" for i in range(200)]
+    s.provision([(i, K, OPC, b"\x80\x00", 0) for i in imsis], [], [])
+    s.close()
+
+    async def run() -> GroupCommitter:
+        gc = GroupCommitter(lambda: SqliteStore(path), max_batch=64)
+        gc.start()
+        futs = [gc.submit([SetSqn(imsi, n + 1)]) for n, imsi in enumerate(imsis)]
+        bad = gc.submit([SetLocation("001019999999999", "m", "r", b"\0\0\0", 1004, None, None, 1)])
+        for n, fut in enumerate(futs):
+            assert await fut == [True]
+            # committed: another connection sees it once the future resolved
+            reader = sqlite3.connect(path)
+            assert reader.execute("SELECT sqn FROM subscribers WHERE imsi = ?", (imsis[n],)).fetchone()[0] == n + 1
+            reader.close()
+        with pytest.raises(CommitFailed):
+            await bad
+        await gc.close()
+        return gc
+
+    gc = asyncio.run(run())
+    assert gc.requests == 201
+    assert gc.batches < gc.requests  # grouped: fewer transactions than requests
