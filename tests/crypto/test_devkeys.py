@@ -107,3 +107,17 @@ def test_deterministic_distinct_and_usable(profile: str) -> None:
     assert derive_device_key(bytes(16), imeis[0], profile) != keys[0]
     priv, pub = keys[3]
     assert ecies.decrypt(profile, priv, ecies.encrypt(profile, pub, b"kme")) == b"kme"
+
+
+def test_documented_example_values() -> None:
+    """The device keys published in docs/protocol.md for the first IMEI of a range."""
+    imei = imei_at("35693803000000", 0)
+    assert imei == "356938030000005"
+    assert [k.hex() for k in derive_device_key(SEED, imei, "A")] == [
+        "988d5680f4c98d72c7f01a2dea1c4a071dbe7c418adfb6b076188f89d3c998d2",
+        "612779b99962ff139a25601e2098ec0e08b7b63cb2b8a3b0cf4bfe734baa7642",
+    ]
+    assert [k.hex() for k in derive_device_key(SEED, imei, "B")] == [
+        "eba3461d88af5b2d80848838837a7d3464cc13426df4cf812e75c265b60f2304",
+        "02cd3cf1b4f0f6d5b1ca14c6c61d0e0937752c358667dca3887eec5da3aadcbe1a",
+    ]

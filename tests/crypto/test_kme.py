@@ -56,3 +56,12 @@ def test_error_messages_hold_no_key_material() -> None:
     with pytest.raises(ValueError) as exc:
         me_rsp(KME, b"\xab" * 15)
     assert "ab" not in str(exc.value) and KME.hex() not in str(exc.value)
+
+
+def test_documented_example_values() -> None:
+    """The example values published in docs/protocol.md (they change only if an FC or an encoding does)."""
+    kasme = bytes(range(32, 64))
+    assert kme_check(KME, bytes.fromhex("0910100000000010")).hex() == "154be0fbaac4583a4eed29bd5abf46ed"
+    assert kme_check(KME, bytes.fromhex("f600f110800101c0000001")).hex() == "4b604f431e837c1630b2e84592b3d2da"
+    assert me_rsp(KME, bytes(range(16))).hex() == "8cdeca4f0cefbda51b8facc56f829c71"
+    assert bound_kasme(kasme, KME).hex() == "c705b187a240fc523da9c9e68ad2e0d4eeee5e396c984e5d3eed39b4b0458782"
