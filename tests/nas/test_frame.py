@@ -119,3 +119,19 @@ def test_random_bytes_frame_or_raise_frame_error(data: bytes) -> None:
     except FrameError:
         return
     assert dec.buffered <= 128
+
+
+def test_docs_describe_the_declared_header_and_types() -> None:
+    """docs/ue-link.md is what a Wireshark dissector is written from: it must match the code."""
+    import re
+    from pathlib import Path
+
+    doc = (Path(__file__).parents[2] / "docs" / "ue-link.md").read_text()
+    offset = 0
+    for name, size in FRAME_FIELDS:
+        assert re.search(rf"^\| {offset} \| {size} \| {name.replace('_', ' ')} \|", doc, re.M | re.I), name
+        offset += size
+    for ftype in FrameType:
+        assert re.search(rf"^\| 0x{ftype:02x} \| {ftype.name} \|", doc, re.M), ftype.name
+    for cause in ErrorCause:
+        assert f"{int(cause)} {cause.name.lower().replace('_', ' ')}" in " ".join(doc.lower().split()), cause.name
