@@ -1,0 +1,439 @@
+"""asyncio edge of the Diameter peer layer: TCP, TLS and SCTP connections running a sans-I/O
+:class:`~kmed.diameter.peer.Peer` (RFC 6733 §2.1 transports).
+
+:class:`PeerConnection` is an ``asyncio.Protocol`` (no streams: one call per received chunk,
+framing done by the peer). Writes made during one event-loop iteration are coalesced into one
+``write`` on TCP/TLS; on SCTP each message is its own write (one Diameter message per SCTP
+message). When the kernel's send buffer fills, reading pauses, so a peer that does not read
+cannot make us queue unbounded answers.
+
+:func:`install_uvloop` (the daemons call it), :func:`sctp_available`,
+:func:`make_ssl_context`, :func:`listen` and :func:`connect` are the helpers the server and the
+client build on. ``DiameterServer``, ``DiameterClient``, ``LocalNode`` and ``PeerInfo`` are
+re-exported here (docs/architecture.md names them in ``transport``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import socket
+import ssl
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Protocol, cast
+
+from kmed import log as klog
+from kmed.config import Endpoint
+from kmed.diameter import dictionary as d
+from kmed.diameter.message import Message
+from kmed.diameter.node import LocalNode, PeerInfo
+from kmed.diameter.peer import (
+    Action,
+    Close,
+    DeliverAnswer,
+    DeliverRequest,
+    Failover,
+    Opened,
+    Peer,
+    PeerDisconnecting,
+    PeerState,
+    Pending,
+    RequestFailed,
+    Send,
+    StateChanged,
+)
+
+if TYPE_CHECKING:
+    from kmed.diameter.client import DiameterClient
+    from kmed.diameter.server import DiameterServer
+
+__all__ = [
+    "DiameterClient",
+    "DiameterServer",
+    "Handler",
+    "LocalNode",
+    "PeerConnection",
+    "PeerInfo",
+    "connect",
+    "install_uvloop",
+    "listen",
+    "make_ssl_context",
+    "sctp_available",
+]
+
+#: What an application handler is: ``handler(request, peer) -> answer`` (or an awaitable of it).
+Handler = Callable[[Message, PeerInfo], "Message | Awaitable[Message]"]
+
+_log = klog.get("diameter")
+
+
+def __getattr__(name: str) -> Any:  # PEP 562: lazy re-exports (server/client import this module)
+    if name == "DiameterServer":
+        from kmed.diameter.server import DiameterServer
+
+        return DiameterServer
+    if name == "DiameterClient":
+        from kmed.diameter.client import DiameterClient
+
+        return DiameterClient
+    raise AttributeError(name)
+
+
+def install_uvloop() -> bool:
+    """Use uvloop's event loop policy when uvloop is installed; True if it was installed."""
+    try:
+        import uvloop
+    except ImportError:
+        return False
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    return True
+
+
+def sctp_available() -> bool:
+    """True when this kernel can open an SCTP one-to-one socket (Linux needs the sctp module)."""
+    proto = getattr(socket, "IPPROTO_SCTP", None)
+    if proto is None:
+        return False
+    try:
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM, proto)
+    except OSError:
+        return False
+    s.close()
+    return True
+
+
+def make_ssl_context(*, server_side: bool, cert: str | None = None, key: str | None = None,
+                     ca: str | None = None) -> ssl.SSLContext:
+    """A TLS context for ``tls://`` endpoints (RFC 6733 §13.1: mutual certificate authentication).
+
+    Peers' certificates must chain to ``ca`` (the system store when None); a server asks for and
+    requires a client certificate when ``ca`` is given; a client checks the server's name
+    (the endpoint host: an IP address needs an IP subjectAltName).
+    """
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH if server_side else ssl.Purpose.SERVER_AUTH,
+                                     cafile=ca)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    if cert is not None:
+        ctx.load_cert_chain(cert, key)
+    if server_side:
+        ctx.verify_mode = ssl.CERT_REQUIRED if ca is not None else ssl.CERT_NONE
+    else:
+        ctx.check_hostname = True
+        ctx.verify_mode = ssl.CERT_REQUIRED
+    return ctx
+
+
+class ConnectionOwner(Protocol):
+    """What a :class:`PeerConnection` reports to (the server or one client slot)."""
+
+    def on_opened(self, conn: PeerConnection, info: PeerInfo) -> None: ...
+    def on_state(self, conn: PeerConnection, old: PeerState, new: PeerState) -> None: ...
+    def on_request(self, conn: PeerConnection, msg: Message) -> None: ...
+    def on_failover(self, conn: PeerConnection, requests: list[Pending]) -> None: ...
+    def on_disconnecting(self, conn: PeerConnection, cause: int | None) -> None: ...
+    def on_closed(self, conn: PeerConnection, reason: str) -> None: ...
+
+
+class PeerConnection(asyncio.Protocol):
+    """One transport connection running a sans-I/O :class:`Peer` made by ``make_peer``.
+
+    ``make_peer(local_address, remote_address)`` is called in ``connection_made``. Answers to
+    our requests resolve the futures passed as tokens (``RequestFailed`` sets
+    :class:`RequestTimeout`); the rest goes to ``owner``.
+    """
+
+    def __init__(self, make_peer: Callable[[str | None, tuple[str, int] | None], Peer],
+                 owner: ConnectionOwner, *, coalesce: bool = True) -> None:
+        self._make_peer = make_peer
+        self.owner = owner
+        self.coalesce = coalesce
+        self.peer: Peer | None = None
+        self.transport: asyncio.Transport | None = None
+        self.loop = asyncio.get_running_loop()
+        self._wbuf: list[bytes] = []
+        self._flush_scheduled = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
+        self._closing = False
+        self.closed: asyncio.Future[str] = self.loop.create_future()
+        self.remote: tuple[str, int] | None = None
+
+    # -------------------------------------------------------------- asyncio callbacks
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's are not asyncio.Transport subclasses
+        sockname = transport.get_extra_info("sockname")
+        peername = transport.get_extra_info("peername")
+        local = sockname[0] if isinstance(sockname, tuple) else None
+        self.remote = (peername[0], peername[1]) if isinstance(peername, tuple) else None
+        self.peer = self._make_peer(local, self.remote)
+        self._run(self.peer.start(self.loop.time()))
+
+    def data_received(self, data: bytes) -> None:
+        peer = self.peer
+        if peer is None:
+            return
+        self._run(peer.data_received(data, self.loop.time()))
+
+    def eof_received(self) -> bool | None:
+        return False  # close our side too
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._closing = True
+        self._wbuf.clear()
+        reason = "connection lost"
+        if self.peer is not None:
+            self._run(self.peer.connection_lost(self.loop.time()))
+            reason = self.peer.close_reason or reason
+        if exc is not None and reason == "connection lost":
+            reason = f"connection lost: {exc}"
+        self.owner.on_closed(self, reason)
+        if not self.closed.done():
+            self.closed.set_result(reason)
+
+    def pause_writing(self) -> None:
+        if self.transport is not None:
+            self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.transport is not None and not self._closing:
+            self.transport.resume_reading()
+
+    # -------------------------------------------------------------- actions
+
+    def _run(self, actions: list[Action]) -> None:
+        owner = self.owner
+        for a in actions:
+            if isinstance(a, Send):
+                self._write(a.data)
+            elif isinstance(a, DeliverAnswer):
+                if not a.token.done():
+                    a.token.set_result(a.message)
+            elif isinstance(a, DeliverRequest):
+                owner.on_request(self, a.message)
+            elif isinstance(a, RequestFailed):
+                if not a.token.done():
+                    a.token.set_exception(RequestTimeout(f"no answer before the deadline ({a.reason})"))
+            elif isinstance(a, StateChanged):
+                owner.on_state(self, a.old, a.new)
+            elif isinstance(a, Opened):
+                owner.on_opened(self, a.peer)
+            elif isinstance(a, Failover):
+                owner.on_failover(self, a.requests)
+            elif isinstance(a, PeerDisconnecting):
+                owner.on_disconnecting(self, a.cause)
+            elif isinstance(a, Close):
+                self._close_transport()
+        self._arm_timer()
+
+    def _write(self, data: bytes) -> None:
+        if self._closing or self.transport is None:
+            return
+        if not self.coalesce:
+            self.transport.write(data)
+            return
+        self._wbuf.append(data)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        buf = self._wbuf
+        if buf and self.transport is not None and not self._closing:
+            self.transport.write(buf[0] if len(buf) == 1 else b"".join(buf))
+        buf.clear()
+
+    def _close_transport(self) -> None:
+        if self._closing:
+            return
+        self._flush()
+        self._closing = True
+        if self.transport is not None:
+            self.transport.close()  # sends what is buffered, then FIN
+
+    def _arm_timer(self) -> None:
+        peer = self.peer
+        if peer is None or self._closing:
+            return
+        t = peer.next_timer()
+        if t is None:
+            return
+        if self._timer is not None:
+            if t >= self._timer_at:
+                return
+            self._timer.cancel()
+        self._timer_at = t
+        self._timer = self.loop.call_at(t, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        if self.peer is not None and not self._closing:
+            self._run(self.peer.tick(self.loop.time()))
+
+    # -------------------------------------------------------------- used by server and client
+
+    @property
+    def state(self) -> PeerState:
+        return self.peer.state if self.peer is not None else PeerState.WAIT_CER
+
+    @property
+    def info(self) -> PeerInfo | None:
+        return self.peer.info if self.peer is not None else None
+
+    def send_request(self, msg: Message, fut: asyncio.Future[Message], deadline: float) -> None:
+        """Send ``msg``; ``fut`` gets the answer or :class:`RequestTimeout` (raises PeerError)."""
+        assert self.peer is not None
+        self._run(self.peer.send_request(msg, fut, deadline))
+
+    def resend(self, pending: Pending) -> None:
+        assert self.peer is not None
+        self._run(self.peer.resend(pending))
+
+    def send_answer(self, answer: Message) -> None:
+        if self.peer is not None:
+            data = self.peer.encode_answer(answer)
+            if data is not None:
+                self._write(data)
+
+    def disconnect(self, cause: int) -> None:
+        """DPR (or just close before the capabilities exchange)."""
+        if self.peer is not None:
+            self._run(self.peer.disconnect(self.loop.time(), cause))
+        else:
+            self._close_transport()
+
+    def abort(self, reason: str) -> None:
+        if self.peer is not None:
+            self._run(self.peer.abort(reason))
+        else:
+            self._close_transport()
+
+
+class RequestTimeout(TimeoutError):
+    """No answer arrived before the request's deadline (RFC 6733 §5.5.4: Tx expired)."""
+
+
+# ------------------------------------------------------------------------------------ handlers
+
+
+def dispatch_request(conn: PeerConnection, msg: Message, handler: Handler | None,
+                     tasks: set[asyncio.Task[None]], node: LocalNode) -> None:
+    """Run the application ``handler`` on ``msg`` and send its answer on ``conn``.
+
+    A handler that raises or returns something else than a Message gets the request answered
+    with 5012 DIAMETER_UNABLE_TO_COMPLY and a log line, never a dropped connection. Awaitable
+    results run as tasks kept in ``tasks`` (so a server can wait for them when stopping).
+    """
+    info = conn.info
+    if handler is None or info is None:
+        conn.send_answer(_unable(msg, node, d.DIAMETER_COMMAND_UNSUPPORTED))
+        return
+    try:
+        result = handler(msg, info)
+    except Exception:
+        _log.exception("diameter_handler_failed", command=msg.name, peer=info.origin_host)
+        conn.send_answer(_unable(msg, node, d.DIAMETER_UNABLE_TO_COMPLY))
+        return
+    if isinstance(result, Message):
+        conn.send_answer(_complete(result, node))
+    elif inspect.isawaitable(result):
+        task = asyncio.ensure_future(_await_answer(conn, msg, result, info, node))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+    else:
+        _log.error("diameter_handler_bad_result", command=msg.name, result=type(result).__name__)
+        conn.send_answer(_unable(msg, node, d.DIAMETER_UNABLE_TO_COMPLY))
+
+
+async def _await_answer(conn: PeerConnection, msg: Message, result: Awaitable[Any], info: PeerInfo,
+                        node: LocalNode) -> None:
+    try:
+        answer = await result
+    except Exception:
+        _log.exception("diameter_handler_failed", command=msg.name, peer=info.origin_host)
+        answer = None
+    if not isinstance(answer, Message):
+        if answer is not None:
+            _log.error("diameter_handler_bad_result", command=msg.name, result=type(answer).__name__)
+        answer = _unable(msg, node, d.DIAMETER_UNABLE_TO_COMPLY)
+    conn.send_answer(_complete(answer, node))
+
+
+def _complete(answer: Message, node: LocalNode) -> Message:
+    """Add Origin-Host/Origin-Realm when the handler left them out (RFC 6733 §6.2)."""
+    if "Origin-Host" not in answer:
+        answer.append("Origin-Host", node.origin_host)
+    if "Origin-Realm" not in answer:
+        answer.append("Origin-Realm", node.origin_realm)
+    return answer
+
+
+def _unable(req: Message, node: LocalNode, code: int) -> Message:
+    return Message.answer_to(req, [("Result-Code", code), ("Origin-Host", node.origin_host),
+                                   ("Origin-Realm", node.origin_realm)], error=d.is_protocol_error(code))
+
+
+# ------------------------------------------------------------------------------------ sockets
+
+
+async def _addresses(ep: Endpoint, *, passive: bool) -> list[tuple[int, Any]]:
+    loop = asyncio.get_running_loop()
+    infos = await loop.getaddrinfo(ep.host, ep.port, type=socket.SOCK_STREAM,
+                                   flags=socket.AI_PASSIVE if passive else 0)
+    return [(family, addr) for family, _t, _p, _c, addr in infos]
+
+
+async def listen(ep: Endpoint, factory: Callable[[], asyncio.Protocol],
+                 ssl_context: ssl.SSLContext | None = None) -> asyncio.Server:
+    """Listen on ``ep`` (tcp://, tls:// or sctp://); port 0 binds a free port."""
+    loop = asyncio.get_running_loop()
+    if ep.transport == "sctp":
+        if not sctp_available():
+            raise OSError(f"{ep}: this kernel has no SCTP (load the sctp module)")
+        family, addr = (await _addresses(ep, passive=True))[0]
+        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_SCTP)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(addr)
+            sock.listen(128)
+            sock.setblocking(False)
+            return await loop.create_server(factory, sock=sock)
+        except BaseException:
+            sock.close()
+            raise
+    if ep.transport == "tls" and ssl_context is None:
+        raise ValueError(f"{ep}: a tls:// endpoint needs a TLS context (tls_cert, tls_key, tls_ca)")
+    return await loop.create_server(factory, ep.host, ep.port, reuse_address=True,
+                                    ssl=ssl_context if ep.transport == "tls" else None)
+
+
+async def connect(ep: Endpoint, factory: Callable[[], PeerConnection], *,
+                  ssl_context: ssl.SSLContext | None = None, timeout: float = 5.0) -> PeerConnection:
+    """Open a connection to ``ep`` (tcp://, tls:// or sctp://) running ``factory()``."""
+    loop = asyncio.get_running_loop()
+    async with asyncio.timeout(timeout):
+        if ep.transport == "sctp":
+            if not sctp_available():
+                raise OSError(f"{ep}: this kernel has no SCTP (load the sctp module)")
+            family, addr = (await _addresses(ep, passive=False))[0]
+            sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_SCTP)
+            try:
+                sock.setblocking(False)
+                await loop.sock_connect(sock, addr)
+                _t, proto = await loop.create_connection(factory, sock=sock)
+            except BaseException:
+                sock.close()
+                raise
+            return proto
+        if ep.transport == "tls":
+            if ssl_context is None:
+                raise ValueError(f"{ep}: a tls:// endpoint needs a TLS context (tls_cert, tls_key, tls_ca)")
+            _t, proto = await loop.create_connection(factory, ep.host, ep.port, ssl=ssl_context,
+                                                     server_hostname=ep.host)
+            return proto
+        _t, proto = await loop.create_connection(factory, ep.host, ep.port)
+        return proto
