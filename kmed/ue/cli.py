@@ -22,7 +22,7 @@ import argparse
 import asyncio
 import sys
 import time
-from typing import Any
+from typing import Any, TextIO
 
 import orjson
 
@@ -38,6 +38,17 @@ __all__ = ["register"]
 def _print(obj: dict[str, Any]) -> None:
     sys.stdout.write(orjson.dumps(obj).decode() + "\n")
     sys.stdout.flush()
+
+
+def _setup_log(cfg: dict[str, dict[str, Any]], path: str) -> None:
+    """Logs to stderr, or appended to ``[log] file`` (stdout carries only the result line)."""
+    stream: TextIO = sys.stderr
+    if cfg["log"]["file"]:
+        try:
+            stream = open(cfg["log"]["file"], "a", encoding="utf-8")  # noqa: SIM115 (lives as long as the process)
+        except OSError as exc:
+            raise config.ConfigError(path, "log.file", "a writable file", exc.strerror or str(exc)) from None
+    log.setup(cfg["log"]["level"], cfg["log"]["format"], stream=stream)
 
 
 def _show(cfg: dict[str, dict[str, Any]], path: str) -> int:
@@ -67,7 +78,7 @@ def _show(cfg: dict[str, dict[str, Any]], path: str) -> int:
 def _run(args: argparse.Namespace) -> int:
     try:
         cfg = config.load(args.config, config.UE_SCHEMA)
-        log.setup(cfg["log"]["level"], cfg["log"]["format"], stream=sys.stderr)
+        _setup_log(cfg, args.config)
         if args.action == "show":
             return _show(cfg, args.config)
         usim, me = load_ue(cfg, args.config)
