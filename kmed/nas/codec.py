@@ -166,18 +166,6 @@ def message_spec(name: str) -> MessageSpec:
 # --- encode ------------------------------------------------------------------------------------
 
 
-def _value(plan: _Plan, name: str, enc: Enc, value: Any) -> Any:
-    try:
-        return enc(value)
-    except (ValueError, TypeError) as exc:
-        raise NasEncodeError(f"{plan.spec.name}.{name}: {exc}") from None
-
-
-def _check_len(plan: _Plan, name: str, data: bytes, lo: int, hi: int) -> None:
-    if not lo <= len(data) <= hi:
-        raise NasEncodeError(f"{plan.spec.name}.{name}: {len(data)} octets, the table allows {lo}..{hi}")
-
-
 def encode(msg: NasMessage) -> bytes:
     """The plain NAS message (security header type 0) for `msg`. Raises NasEncodeError."""
     plan = _PLANS.get(msg.name)
@@ -185,30 +173,42 @@ def encode(msg: NasMessage) -> bytes:
         raise NasEncodeError(f"unknown message {msg.name!r}")
     values = msg.ies
     out = bytearray(plan.head)
+    name: str | None = None
     try:
         for step in plan.imperative:
             kind = step[0]
             if kind == _HALF:
                 _, lo_name, lo_enc, _, hi_name, hi_enc, _ = step
-                lo = _value(plan, lo_name, lo_enc, values[lo_name]) if lo_name else 0
-                hi = _value(plan, hi_name, hi_enc, values[hi_name]) if hi_name else 0
+                name = lo_name
+                lo = lo_enc(values[lo_name]) if lo_name else 0
+                name = hi_name
+                hi = hi_enc(values[hi_name]) if hi_name else 0
                 out.append((hi << 4) | lo)
                 continue
             name = step[1]
-            data = _value(plan, name, step[2], values[name])
+            data = step[2](values[name])
+            length = len(data)
             if kind == _FIXED:
-                _check_len(plan, name, data, step[4], step[4])
+                if length != step[4]:
+                    raise _BadLength(name, length)
+            elif not step[4] <= length <= step[5]:
+                raise _BadLength(name, length)
             elif kind == _LV:
-                _check_len(plan, name, data, step[4], step[5])
-                out.append(len(data))
+                out.append(length)
             else:
-                _check_len(plan, name, data, step[4], step[5])
-                out += len(data).to_bytes(2, "big")
+                out += length.to_bytes(2, "big")
             out += data
-    except KeyError as exc:
-        raise NasEncodeError(f"{plan.spec.name}: mandatory IE {exc.args[0]} missing") from None
-    if len(values) > len(plan.mandatory):
-        _encode_optional(plan, values, out)
+        if len(values) > len(plan.mandatory):
+            _encode_optional(plan, values, out)
+    except KeyError:
+        raise NasEncodeError(f"{plan.spec.name}: mandatory IE {name} missing") from None
+    except _BadLength as exc:
+        name, length = exc.args
+        raise NasEncodeError(f"{plan.spec.name}.{name}: {length} octets, outside the table's range") from None
+    except (ValueError, TypeError) as exc:
+        if isinstance(exc, NasEncodeError):
+            raise
+        raise NasEncodeError(f"{plan.spec.name}.{name}: {exc}") from None
     return bytes(out)
 
 
@@ -224,11 +224,15 @@ def _encode_optional(plan: _Plan, values: dict[str, Any], out: bytearray) -> Non
         present.append((entry[5], name, value, entry))
     present.sort(key=lambda item: item[0])  # table order
     for _, name, value, (kind, iei, enc, lo, hi, _) in present:
-        data = _value(plan, name, enc, value)
+        try:
+            data = enc(value)
+        except (ValueError, TypeError) as exc:
+            raise NasEncodeError(f"{plan.spec.name}.{name}: {exc}") from None
         if kind == _T1:
             out.append(iei | data)
             continue
-        _check_len(plan, name, data, lo, hi)
+        if not lo <= len(data) <= hi:
+            raise _BadLength(name, len(data))
         out.append(iei)
         if kind == _TLV:
             out.append(len(data))

@@ -211,12 +211,22 @@ def _dec_kme_scheme(nibble: int) -> str:
         raise ValueError(f"unknown KME scheme {nibble}") from None
 
 
+_BINDINGS = tuple(KmeBindingIndicator)
+_BINDING_OCTETS = {b: bytes((b,)) for b in _BINDINGS}
+
+
 def _enc_binding(value: Any) -> bytes:
-    return bytes((int(KmeBindingIndicator(value)),))
+    try:
+        return _BINDING_OCTETS[value]
+    except (KeyError, TypeError):
+        raise ValueError(f"KME binding indicator must be 0, 1 or 2, got {value!r}") from None
 
 
 def _dec_binding(data: bytes) -> KmeBindingIndicator:
-    return KmeBindingIndicator(data[0] & 0x03)
+    try:
+        return _BINDINGS[data[0] & 0x03]  # bits 3-8 spare
+    except IndexError:
+        raise ValueError("reserved KME binding indicator value 3") from None
 
 
 def octets(name: str, ref: str, fixed: int | None = None) -> ValueType:
