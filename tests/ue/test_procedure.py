@@ -4,6 +4,8 @@ no sockets, every message checked (docs/procedure.md, TS 24.301)."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kmed.crypto import aka, ecies, kme
 from kmed.nas.causes import EmmCause
@@ -12,7 +14,7 @@ from kmed.nas.identity import guti_identity, imeisv_identity, imsi_identity
 from kmed.nas.ies import KmeBindingIndicator as B
 from kmed.nas.security import DOWNLINK, UPLINK
 from kmed.ue.me import Me, MeState
-from kmed.ue.procedure import ATTACH, TAU, UeProcedure
+from kmed.ue.procedure import ATTACH, TAU, Done, Release, Send, SetTimer, UeProcedure
 from kmed.ue.usim import Usim
 from tests.ue.fakenet import IMEI, IMSI, MCC, MNC, OPC, PLMN, FakeNetwork, K, done, released, sends, timers
 
@@ -300,3 +302,31 @@ def test_downlink_context_direction_is_checked() -> None:
     assert ue.proc.receive(reflected) == [] and ue.proc.outcome is None
     st = net.ctx.protect(encode(NasMessage("attach_reject", {"emm_cause": 6})), DOWNLINK)
     assert done(ue.proc.receive(st)) is not None  # the same message in the right direction is taken
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.one_of(st.binary(max_size=40), st.tuples(st.integers(0, 200), st.integers(0, 255))),
+                min_size=1, max_size=6),
+       st.integers(0, 2))
+def test_garbage_and_mutated_downlink_never_crashes(items: list[object], stage: int) -> None:
+    """Random PDUs and single-octet mutations of valid ones, at three stages of the attach:
+    the UE answers or discards (TS 24.301 §7), it never raises."""
+    ue, net = Ue(), FakeNetwork()
+    ue.proc.start()
+    valid = [net.auth_request()]
+    if stage >= 1:
+        net.read_all(ue.proc.receive(valid[0]))
+        valid.append(net.smc())
+        net.read_all(ue.proc.receive(valid[1]))
+    if stage >= 2:
+        valid += [net.kme_command(ue.pub), net.attach_accept(), net.attach_reject(6)]
+    for item in items:
+        if isinstance(item, bytes):
+            pdu = item
+        else:
+            pos, value = item  # type: ignore[misc]
+            base = bytearray(valid[pos % len(valid)])
+            base[pos % len(base)] = value
+            pdu = bytes(base)
+        for action in ue.proc.receive(pdu):
+            assert isinstance(action, Send | SetTimer | Release | Done)
