@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.cmac import CMAC
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kmed.nas.ies import SecurityHeaderType
 from kmed.nas.security import (
@@ -165,3 +167,29 @@ def test_malformed_input_refused() -> None:
 def test_repr_hides_keys() -> None:
     ue, _ = _pair()
     assert K_INT.hex() not in repr(ue) and "0011" not in repr(ue)
+
+
+@settings(max_examples=60)
+@given(
+    body=st.binary(max_size=200),
+    sht=st.sampled_from([1, 2, 3, 4]),
+    start=st.integers(0, 0xFFFF00),
+    direction=st.sampled_from([UPLINK, DOWNLINK]),
+)
+def test_roundtrip_property(body: bytes, sht: int, start: int, direction: int) -> None:
+    sender, receiver = _pair()
+    sender.set_count(direction, start)
+    receiver.set_count(direction, start)
+    plain = b"\x07\x60" + body
+    pdu = sender.protect(plain, direction, sht)
+    assert pdu[6:] == (plain if sht in (1, 3) else _reference_cipher(start, direction, plain))
+    assert receiver.unprotect(pdu, direction) == plain
+
+
+@settings(max_examples=100)
+@given(st.binary(max_size=40))
+def test_random_pdus_raise_integrity_error_only(data: bytes) -> None:
+    _, net = _pair()
+    with pytest.raises(NasIntegrityError):
+        net.unprotect(data, UPLINK)
+    assert net.ul_count == 0
