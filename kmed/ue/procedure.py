@@ -16,14 +16,16 @@ Message sequence: docs/procedure.md. NAS rules applied (TS 24.301):
   afterwards only messages whose integrity check passes (:class:`NasSecurityContext`: bad MAC
   and replayed COUNT are discarded);
 - §5.4.2: authentication; failures #20 (MAC), #21 (synch, with AUTS), #26 (AMF separation
-  bit); three consecutive failures end the procedure (§5.4.2.7 f). A KME binding indicator
+  bit); three consecutive failures end the procedure (§5.4.2.7 f); a retransmitted challenge
+  (same RAND) is answered with the stored RES, not passed to the USIM (§5.4.2.4). A KME binding indicator
   naming a KME the ME does not hold is answered with #111 (protocol error, unspecified):
   no 24.301 cause fits and the network must not take it for a USIM failure;
 - §5.4.3: the SECURITY MODE COMMAND is checked with a context derived from the K'ASME of
   the last authentication (``kdf.nas_keys``); a MAC that does not verify, an unknown KSI or
   unsupported algorithms → SECURITY MODE REJECT #24; replayed UE security capabilities that
   differ from those sent → #23 (§5.4.3.5). The COMPLETE carries the IMEISV when requested and
-  is integrity protected and ciphered with the new context (header type 4);
+  is integrity protected and ciphered with the new context (header type 4). A retransmitted
+  command that verifies with the context already taken into use is answered again with it;
 - seed steps 10–11: when the accepted SECURITY MODE COMMAND follows an authentication bound
   to the new KME, the ME commits the pending KME (docs/procedure.md); any pending KME not
   committed when the procedure ends is reverted (the UE goes idle: seed step 7);
@@ -200,8 +202,10 @@ class UeProcedure:
         "_auth_failures",
         "_committed",
         "_ctx",
+        "_ctx_auth",
         "_identity",
         "_in_connection",
+        "_last_challenge",
         "_log",
         "_trace",
         "kind",
@@ -246,8 +250,10 @@ class UeProcedure:
         self._auth_failures = 0
         self._committed = False
         self._ctx: NasSecurityContext | None = None
+        self._ctx_auth: _Auth | None = None  # the authentication the current context comes from
         self._identity = b""
         self._in_connection = False
+        self._last_challenge: tuple[bytes, bytes, bytes] | None = None  # RAND, RES, unbound KASME
 
     @property
     def done(self) -> bool:
@@ -352,8 +358,10 @@ class UeProcedure:
         """Attach Request (§8.2.4) or TAU Request (§8.2.29) with KME_Check (seed step 1)."""
         self._attempts += 1
         self._ctx = None
+        self._ctx_auth = None
         self._auth = None
         self._auth_failures = 0
+        self._last_challenge = None
         guti = self.usim.state.guti
         if self.kind == TAU and guti is None:
             self._fail("no GUTI held: a TAU needs a previous attach")
@@ -479,11 +487,20 @@ class UeProcedure:
         ksi = msg["nas_key_set_identifier"] & 0x07
         binding = int(msg.get("kme_binding_indicator", KmeBindingIndicator.NOT_BOUND))
         step = 10 if binding == KmeBindingIndicator.BOUND_TO_NEW else 2
-        result = self.usim.authenticate(msg["rand"], msg["autn"])
-        if isinstance(result, AkaFailure):
-            self._auth_failure(result.cause, result.auts, step)
-            return
-        kasme = kdf.kasme(result.ck, result.ik, self.plmn_id, msg["autn"][:6])
+        rand = bytes(msg["rand"])
+        last = self._last_challenge
+        if last is not None and last[0] == rand:
+            # §5.4.2.4: a retransmitted challenge (same RAND) is not passed to the USIM again
+            # (its SQN is used up); the stored RES is sent.
+            res, kasme = last[1], last[2]
+        else:
+            result = self.usim.authenticate(rand, msg["autn"])
+            if isinstance(result, AkaFailure):
+                self._auth_failure(result.cause, result.auts, step)
+                return
+            res = result.res
+            kasme = kdf.kasme(result.ck, result.ik, self.plmn_id, msg["autn"][:6])
+            self._last_challenge = (rand, res, kasme)
         try:
             kasme = self.me.kasme_for(binding, kasme)
         except KmeUnavailable as exc:
@@ -493,7 +510,7 @@ class UeProcedure:
         self._auth_failures = 0
         self._auth = _Auth(ksi, kasme, binding)
         self._event("authentication_response_sent", step, ksi=ksi, binding=KmeBindingIndicator(binding).name)
-        self._send_plain(NasMessage("authentication_response", {"res": result.res}))
+        self._send_plain(NasMessage("authentication_response", {"res": res}))
 
     def _auth_failure(self, cause: int, auts: bytes | None, step: int) -> None:
         self._auth_failures += 1
@@ -527,6 +544,11 @@ class UeProcedure:
         if auth is None or ksi != auth.ksi:
             self._smc_reject(EmmCause.SECURITY_MODE_REJECTED_UNSPECIFIED, "unknown NAS key set identifier", step)
             return
+        if self._ctx is not None and self._ctx_auth is auth:
+            # the context of this authentication is already in use: a retransmission (next
+            # NAS COUNT) is answered again; anything else (a replay) is discarded.
+            self._resend_smc_complete(pdu, msg, step)
+            return
         enc_alg, int_alg = parse_nas_security_algorithms(msg["selected_nas_security_algorithms"])
         if enc_alg not in SUPPORTED_EEA or int_alg not in SUPPORTED_EIA:
             self._smc_reject(EmmCause.SECURITY_MODE_REJECTED_UNSPECIFIED, "algorithms not supported", step)
@@ -546,19 +568,37 @@ class UeProcedure:
             self._smc_reject(EmmCause.UE_SECURITY_CAPABILITIES_MISMATCH, "replayed capabilities differ", step)
             return
         self._ctx = ctx
+        self._ctx_auth = auth
         if auth.binding == KmeBindingIndicator.BOUND_TO_NEW and self.me.commit_pending():
             self._committed = True
             self._note("ME: new KME committed, previous deleted")
             self._event("kme_committed", 10, kme_fingerprint=self.me.current_fingerprint())
+        self._smc_complete(msg, step)
+
+    def _resend_smc_complete(self, pdu: bytes, msg: NasMessage, step: int) -> None:
+        """A retransmitted SECURITY MODE COMMAND of the context already taken into use (the
+        network's next NAS COUNT): answered again with that context, nothing re-derived."""
+        assert self._ctx is not None
+        try:
+            self._ctx.unprotect(pdu, DOWNLINK)
+        except NasSecurityError as exc:
+            self._discard("security_mode_command", str(exc))
+            return
+        self._note("UE: security mode command retransmitted")
+        self._smc_complete(msg, step)
+
+    def _smc_complete(self, msg: NasMessage, step: int) -> None:
+        """SECURITY MODE COMPLETE, with the IMEISV when asked, header type 4 (§5.4.3.3)."""
+        assert self._ctx is not None
         complete: dict[str, Any] = {}
         if msg.get("imeisv_request") == _IMEISV_REQUESTED:
             complete["imeisv"] = imeisv_identity(self.me.imeisv)
         self._note("UE -> CNN security_mode_complete")
         self._actions.append(
-            Send(ctx.protect(encode(NasMessage("security_mode_complete", complete)), UPLINK,
-                             SecurityHeaderType.INTEGRITY_CIPHERED_NEW_CONTEXT))
+            Send(self._ctx.protect(encode(NasMessage("security_mode_complete", complete)), UPLINK,
+                                   SecurityHeaderType.INTEGRITY_CIPHERED_NEW_CONTEXT))
         )
-        self._event("security_mode_complete_sent", step, ksi=ksi, imeisv="imeisv" in complete)
+        self._event("security_mode_complete_sent", step, ksi=self._ctx.ksi, imeisv="imeisv" in complete)
 
     def _smc_reject(self, cause: int, why: str, step: int) -> None:
         """SECURITY MODE REJECT (§5.4.3.5): the current context (if any) stays in use."""

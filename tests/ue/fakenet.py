@@ -63,6 +63,7 @@ class FakeNetwork:
         self.kasme: bytes | None = None
         self.new_kme: bytes | None = None
         self.nonce = bytes(range(16))
+        self.last: tuple[bytes, NasSecurityContext | None, int] = (b"", None, 0)
 
     # --- uplink -------------------------------------------------------------------------------
     def read(self, pdu: bytes) -> NasMessage:
@@ -84,10 +85,16 @@ class FakeNetwork:
     # --- downlink -----------------------------------------------------------------------------
     def dl(self, msg: NasMessage) -> bytes:
         """Encode, protected (type 2) when a context is established."""
-        pdu = encode(msg)
-        if self.ctx is not None:
-            pdu = self.ctx.protect(pdu, DOWNLINK, SecurityHeaderType.INTEGRITY_CIPHERED)
-        return pdu
+        plain = encode(msg)
+        sht = SecurityHeaderType.INTEGRITY_CIPHERED if self.ctx is not None else SecurityHeaderType.PLAIN
+        self.last = (plain, self.ctx, sht)
+        return self.retransmit()
+
+    def retransmit(self) -> bytes:
+        """The last downlink message again, re-protected with the next NAS COUNT (as the CNN's
+        T3460 retransmission does)."""
+        plain, ctx, sht = self.last
+        return ctx.protect(plain, DOWNLINK, sht) if ctx is not None else plain
 
     def auth_request(self, binding: int = KmeBindingIndicator.NOT_BOUND, bind_to: bytes | None = None,
                      sqn: int | None = None, amf: bytes = AMF) -> bytes:
@@ -120,10 +127,9 @@ class FakeNetwork:
         }
         if imeisv:
             ies["imeisv_request"] = 1
-        pdu = new.protect(encode(NasMessage("security_mode_command", ies)), DOWNLINK,
-                          SecurityHeaderType.INTEGRITY_NEW_CONTEXT)
+        self.last = (encode(NasMessage("security_mode_command", ies)), new, SecurityHeaderType.INTEGRITY_NEW_CONTEXT)
         self.ctx = new
-        return pdu
+        return self.retransmit()
 
     def kme_command(self, public_key: bytes, profile: str = "A") -> bytes:
         """Seed steps 4–6: a new KME, encrypted to the device key."""

@@ -330,3 +330,37 @@ def test_garbage_and_mutated_downlink_never_crashes(items: list[object], stage: 
             pdu = bytes(base)
         for action in ue.proc.receive(pdu):
             assert isinstance(action, Send | SetTimer | Release | Done)
+
+
+def test_retransmitted_challenge_gets_the_stored_res_without_the_usim() -> None:
+    """TS 24.301 §5.4.2.4: the same RAND again (the CNN's T3460 retransmission) → same RES,
+    the USIM is not asked again (its SQN would now be a replay)."""
+    ue, net = Ue(), FakeNetwork()
+    ue.proc.start()
+    r1 = net.one(ue.proc.receive(net.auth_request()), "authentication_response")
+    sqn_after = ue.usim.state.sqn_ms
+    r2 = net.one(ue.proc.receive(net.retransmit()), "authentication_response")
+    assert r1["res"] == r2["res"] and ue.usim.state.sqn_ms == sqn_after
+    net.one(ue.proc.receive(net.smc()), "security_mode_complete")
+    net.one(ue.proc.receive(net.kme_command(ue.pub)), "kme_provisioning_response")
+    net.one(ue.proc.receive(net.retransmit()), "kme_provisioning_response")  # same KME, same ME_Rsp
+    new = net.new_kme
+    assert new is not None and ue.me.state.pending_kme == new
+    b1 = net.one(ue.proc.receive(net.auth_request(B.BOUND_TO_NEW, bind_to=new)), "authentication_response")
+    b2 = net.one(ue.proc.receive(net.retransmit()), "authentication_response")  # protected, next COUNT
+    assert b1["res"] == b2["res"]
+    net.one(ue.proc.receive(net.smc()), "security_mode_complete")
+    assert ue.me.state.current_kme == new
+
+
+def test_retransmitted_security_mode_command_is_answered_replay_discarded() -> None:
+    ue, net = Ue(), FakeNetwork()
+    ue.proc.start()
+    net.one(ue.proc.receive(net.auth_request()), "authentication_response")
+    first = net.smc()
+    c1 = net.one(ue.proc.receive(first), "security_mode_complete")  # UL COUNT 0
+    c2 = net.one(ue.proc.receive(net.retransmit()), "security_mode_complete")  # DL COUNT 1 → UL COUNT 1
+    assert c1["imeisv"] == c2["imeisv"]
+    assert net.ctx is not None and net.ctx.ul_count == 2
+    assert ue.proc.receive(first) == []  # the COUNT 0 command replayed: discarded, context kept
+    net.one(ue.proc.receive(net.kme_command(ue.pub)), "kme_provisioning_response")
