@@ -52,7 +52,7 @@ def _setup_log(cfg: dict[str, dict[str, Any]], path: str) -> None:
 
 
 def _show(cfg: dict[str, dict[str, Any]], path: str) -> int:
-    usim, me = load_ue(cfg, path, persist=False)
+    usim, me = load_ue(cfg, path, persist=False, revert_pending=False)
     s, m = usim.state, me.state
     _print({
         "imsi": usim.imsi,

@@ -149,12 +149,15 @@ def serving_plmn(cfg: dict[str, dict[str, Any]]) -> bytes:
     return kdf.plmn_id(mcc, mnc)
 
 
-def load_ue(cfg: dict[str, dict[str, Any]], file: str | Path, *, persist: bool = True) -> tuple[Usim, Me]:
+def load_ue(
+    cfg: dict[str, dict[str, Any]], file: str | Path, *, persist: bool = True, revert_pending: bool = True
+) -> tuple[Usim, Me]:
     """The USIM and ME of a validated ``kmed ue`` configuration, with their persisted state.
 
     Raises :class:`ConfigError` (file and key named) when the private key cannot be used, and
     :class:`kmed.ue.state.StateError` when a state file is malformed. A pending KME left by a
-    process that stopped mid-procedure is reverted: that UE went idle before the commit.
+    process that stopped mid-procedure is reverted (``revert_pending``): that UE went idle
+    before the commit. ``persist=False``: state read but never written (``kmed ue show``).
     """
     files = UeFiles(Path(cfg[""]["state_dir"]))
     usim_cfg, me_cfg = cfg["usim"], cfg["me"]
@@ -180,7 +183,8 @@ def load_ue(cfg: dict[str, dict[str, Any]], file: str | Path, *, persist: bool =
         state=load_me_state(files.me_state, imei),
         save=(lambda s: save_me_state(files.me_state, imei, s)) if persist else None,
     )
-    me.revert_pending()
+    if revert_pending:
+        me.revert_pending()
     return usim, me
 
 
