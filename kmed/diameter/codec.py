@@ -16,10 +16,11 @@ import datetime
 import socket
 import struct
 from collections.abc import Callable, Iterable
+from functools import partial
 from typing import Any
 
 from kmed.diameter import dictionary as d
-from kmed.diameter.message import NTP_TO_POSIX, Avp, AvpGroup, AvpItem, DecodeError, Entry, Message
+from kmed.diameter.message import NTP_TO_POSIX, Avp, AvpGroup, AvpItem, DecodeError, Message, scan
 
 __all__ = [
     "DEFAULT_MAX_SIZE",
@@ -29,15 +30,11 @@ __all__ = [
     "encode",
     "encode_avps",
     "frame_length",
-    "scan_group",
 ]
 
 #: Largest message accepted by default (octets). RFC 6733 allows 2**24 - 1; S6a messages kmed
 #: exchanges are a few hundred octets, a ULA with many APNs a few kilobytes.
 DEFAULT_MAX_SIZE = 65536
-#: Deepest nesting of Grouped AVPs accepted (S6a's deepest is 5: Subscription-Data /
-#: APN-Configuration-Profile / APN-Configuration / EPS-Subscribed-QoS-Profile / ARP).
-MAX_DEPTH = 16
 
 _HEADER = struct.Struct(">IIIII")
 _AVP_HDR = struct.Struct(">II")
@@ -52,86 +49,6 @@ class EncodeError(ValueError):
 
 
 # ---------------------------------------------------------------- decoding
-
-#: key -> (fixed data size or 0, is Grouped), for the AVPs of the table.
-_SCAN_INFO: dict[int, tuple[int, bool]] = {
-    a.key: (d.FIXED_SIZE.get(a.type, 0), a.type is d.AvpType.GROUPED) for a in d.AVPS
-}
-
-
-def _failed_for_length(buf: bytes, pos: int, end: int) -> Avp:
-    """Failed-AVP for 5014 (RFC 6733 §7.1.5): the header (zero-padded when truncated) with a
-    zero-filled payload of the minimum size of the AVP's type."""
-    hdr = bytes(buf[pos:min(pos + 12, end)]).ljust(12, b"\0")
-    code, flags_len, vendor = _AVP_HDR_V.unpack(hdr)
-    flags = flags_len >> 24
-    if not flags & d.AVP_FLAG_V:
-        vendor = 0
-    info = _SCAN_INFO.get(d.avp_key(code, vendor))
-    size = info[0] if info is not None else 0
-    return Avp(code, vendor, flags & 0x7F, b"\0" * size)
-
-
-def _scan(buf: bytes, pos: int, end: int, keys: list[int], ents: list[Entry],
-          unknown_m: list[Avp], depth: int) -> None:
-    """Index the AVPs of ``buf[pos:end]`` into ``keys``/``ents``, checking every length."""
-    unpack_hdr = _AVP_HDR.unpack_from
-    info_get = _SCAN_INFO.get
-    while pos < end:
-        if end - pos < 8:
-            raise DecodeError(d.DIAMETER_INVALID_AVP_LENGTH, "truncated AVP header", _failed_for_length(buf, pos, end))
-        code, flags_len = unpack_hdr(buf, pos)
-        flags = flags_len >> 24
-        length = flags_len & _MAX_LEN
-        if flags & d.AVP_FLAG_V:
-            if length < 12 or end - pos < 12:
-                raise DecodeError(d.DIAMETER_INVALID_AVP_LENGTH, "AVP length < 12 with the V bit",
-                                  _failed_for_length(buf, pos, end))
-            vendor = _U32.unpack_from(buf, pos + 8)[0]
-            dstart = pos + 12
-        else:
-            if length < 8:
-                raise DecodeError(d.DIAMETER_INVALID_AVP_LENGTH, "AVP length < 8", _failed_for_length(buf, pos, end))
-            vendor = 0
-            dstart = pos + 8
-        dend = pos + length
-        if dend > end:
-            raise DecodeError(d.DIAMETER_INVALID_AVP_LENGTH, "AVP overruns its message or group",
-                              _failed_for_length(buf, pos, end))
-        if flags & d.AVP_FLAGS_RESERVED:
-            raise DecodeError(d.DIAMETER_INVALID_AVP_BITS, "reserved AVP flag bits set",
-                              Avp(code, vendor, flags & 0x7F, buf[dstart:dend]))
-        key = (vendor << 32) | code
-        info = info_get(key)
-        children = None
-        if info is None:
-            if flags & d.AVP_FLAG_M:
-                unknown_m.append(Avp(code, vendor, flags, buf[dstart:dend]))
-        else:
-            if info[0] and dend - dstart != info[0]:
-                raise DecodeError(d.DIAMETER_INVALID_AVP_LENGTH, "wrong length for a fixed-size AVP",
-                                  Avp(code, vendor, flags, buf[dstart:dend]))
-            if info[1]:
-                if depth >= MAX_DEPTH:
-                    raise DecodeError(d.DIAMETER_INVALID_AVP_VALUE, "Grouped AVPs nested too deep",
-                                      Avp(code, vendor, flags, buf[dstart:dend]))
-                ck: list[int] = []
-                ce: list[Entry] = []
-                _scan(buf, dstart, dend, ck, ce, unknown_m, depth + 1)
-                children = (ck, ce)
-        keys.append(key)
-        ents.append((flags, pos, dstart, dend, children))
-        pos = dend + (-length & 3)
-
-
-def scan_group(buf: bytes, start: int, end: int) -> tuple[list[int], list[Entry]]:
-    """Index the AVPs of a Grouped AVP's data ``buf[start:end]`` (raises :class:`DecodeError`).
-
-    ``start`` must be 4-aligned relative to ``buf`` when the data is not at offset 0."""
-    keys: list[int] = []
-    ents: list[Entry] = []
-    _scan(buf, start, end, keys, ents, [], 1)
-    return keys, ents
 
 
 def frame_length(buf: bytes | bytearray | memoryview, max_size: int = DEFAULT_MAX_SIZE) -> int | None:
@@ -152,7 +69,8 @@ def frame_length(buf: bytes | bytearray | memoryview, max_size: int = DEFAULT_MA
     return length
 
 
-def decode(buf: bytes | bytearray | memoryview, max_size: int = DEFAULT_MAX_SIZE) -> Message:
+def decode(buf: bytes | bytearray | memoryview, max_size: int = DEFAULT_MAX_SIZE, *,
+           validate: bool = True) -> Message:
     """One whole message (exactly ``len(buf)`` octets) -> :class:`Message`.
 
     Raises :class:`DecodeError` (and nothing else) with: 5015 for a length < 20, not a multiple
@@ -160,6 +78,12 @@ def decode(buf: bytes | bytearray | memoryview, max_size: int = DEFAULT_MAX_SIZE
     3008 for reserved command flag bits or R with E; 5014 for an AVP length < 8 (< 12 with V),
     overrunning its message or group, or wrong for a fixed-size type; 3009 for reserved AVP
     flag bits; 5004 for Grouped AVPs nested deeper than :data:`MAX_DEPTH`.
+
+    With ``validate`` (the default) every AVP at every depth is checked now and
+    ``msg.unknown_mandatory`` lists the AVPs outside the table that have the M bit (answer 5001
+    with them as Failed-AVP, RFC 6733 §7.1.5). Without it only the top-level AVP headers are
+    checked; a Grouped AVP's content is checked when it is read (``group``/``get`` raise
+    :class:`DecodeError`) and ``unknown_mandatory`` stays empty until ``msg.validate()``.
     """
     if type(buf) is not bytes:
         buf = bytes(buf)
@@ -175,22 +99,21 @@ def decode(buf: bytes | bytearray | memoryview, max_size: int = DEFAULT_MAX_SIZE
                           "message length < 20, not a multiple of 4, over the maximum or not the buffer's")
     flags = flags_code >> 24
     code = flags_code & _MAX_LEN
-    keys: list[int] = []
-    ents: list[Entry] = []
-    unknown_m: list[Avp] = []
+    msg = Message._decoded(code, flags, app_id, hbh, e2e, buf, [], [])
     try:
         if flags & d.FLAGS_RESERVED or (flags & d.FLAG_R and flags & d.FLAG_E):
             raise DecodeError(d.DIAMETER_INVALID_HDR_BITS, "reserved command flag bits set or E on a request")
-        _scan(buf, 20, n, keys, ents, unknown_m, 0)
+        msg._keys, msg._offs = scan(buf, 20, n)
+        if validate:
+            msg.unknown_mandatory = msg.validate()
     except DecodeError as err:
-        err.partial = Message._decoded(code, flags, app_id, hbh, e2e, buf, keys, ents, unknown_m)
+        err.partial = msg
         raise
-    return Message._decoded(code, flags, app_id, hbh, e2e, buf, keys, ents, unknown_m)
+    return msg
 
 
 # ---------------------------------------------------------------- encoding
 
-_Encoder = Callable[[Any], bytes]
 
 
 def _to_ntp(value: Any) -> int:
@@ -242,78 +165,99 @@ _FIXED_FORMAT = {
     d.AvpType.UNSIGNED32: "I", d.AvpType.INTEGER32: "i", d.AvpType.ENUMERATED: "i",
     d.AvpType.UNSIGNED64: "Q", d.AvpType.INTEGER64: "q", d.AvpType.FLOAT32: "f", d.AvpType.FLOAT64: "d",
 }
-_VARIABLE_DATA: dict[d.AvpType, Callable[[Any], bytes]] = {
-    d.AvpType.OCTET_STRING: _octets_data,
+_DATA: dict[d.AvpType, Callable[[Any], bytes] | None] = {
+    d.AvpType.OCTET_STRING: None,  # bytes go as they are (see encode_avps)
     d.AvpType.UTF8STRING: _utf8_data,
     d.AvpType.DIAMETER_URI: _utf8_data,
     d.AvpType.DIAMETER_IDENTITY: _identity_data,
     d.AvpType.ADDRESS: _address_data,
+    d.AvpType.TIME: lambda v: _U32.pack(_to_ntp(v)),
 }
 
+_FIXED = 0  # one struct call packs header and value
+_VARIABLE = 1  # header packed with the data length, vendor octets, data, padding
+_GROUP = 2  # as _VARIABLE with the data encoded from the items
 
-def _compile(a: d.AvpDef) -> _Encoder:
-    """An encoder ``value -> AVP bytes`` for one table entry (header prepacked where it is fixed)."""
-    code, vendor, flags = a.code, a.vendor, a.flags
-    hlen = 12 if vendor else 8
+
+#: name -> (kind, packer, flags|header length, vendor octets, data converter or None)
+_Encoding = tuple[int, Callable[..., bytes], int, bytes, Callable[[Any], bytes] | None]
+
+
+def _compile(a: d.AvpDef) -> _Encoding:
+    """How to encode one table AVP: packers prebound to its code, flags and vendor."""
+    hlen = 12 if a.vendor else 8
+    vendor_octets = _U32.pack(a.vendor) if a.vendor else b""
     fmt = _FIXED_FORMAT.get(a.type)
     if fmt is not None:
-        size = struct.calcsize(">" + fmt)
-        flags_len = (flags << 24) | (hlen + size)
-        if vendor:
-            pack_v = struct.Struct(">III" + fmt).pack
-            return lambda v: pack_v(code, flags_len, vendor, v)
-        pack = struct.Struct(">II" + fmt).pack
-        return lambda v: pack(code, flags_len, v)
-    if a.type is d.AvpType.TIME:
-        prefix = (_AVP_HDR_V.pack(code, (flags << 24) | (hlen + 4), vendor) if vendor
-                  else _AVP_HDR.pack(code, (flags << 24) | (hlen + 4)))
-        return lambda v: prefix + _U32.pack(_to_ntp(v))
-    data_of: Callable[[Any], bytes] = _VARIABLE_DATA.get(a.type) or _group_data
-    fl = flags << 24
-    limit = _MAX_LEN - hlen
-    if vendor:
-        pack_hdr_v = _AVP_HDR_V.pack
+        flags_len = (a.flags << 24) | (hlen + struct.calcsize(">" + fmt))
+        if a.vendor:
+            return _FIXED, partial(struct.Struct(">III" + fmt).pack, a.code, flags_len, a.vendor), 0, b"", None
+        return _FIXED, partial(struct.Struct(">II" + fmt).pack, a.code, flags_len), 0, b"", None
+    kind = _GROUP if a.type is d.AvpType.GROUPED else _VARIABLE
+    return kind, partial(_AVP_HDR.pack, a.code), (a.flags << 24) | hlen, vendor_octets, _DATA.get(a.type)
 
-        def enc_v(v: Any) -> bytes:
-            data = data_of(v)
+
+_ENCODINGS: dict[str, _Encoding] = {a.name: _compile(a) for a in d.AVPS}
+_LIMIT = _MAX_LEN - 12
+
+
+def _encode_into(items: Iterable[AvpItem], out: list[bytes]) -> None:
+    append = out.append
+    encodings = _ENCODINGS
+    for item in items:
+        if type(item) is not tuple or len(item) != 2:
+            _encode_raw(item, append)
+            continue
+        name, value = item
+        enc = encodings.get(name)
+        if enc is None:
+            raise EncodeError(f"unknown AVP name {name!r}")
+        kind, pack, flags_hlen, vendor_octets, convert = enc
+        try:
+            if kind == _FIXED:
+                append(pack(value))
+                continue
+            if kind == _GROUP:
+                data = _group_data(value)
+            elif convert is None:
+                data = value if type(value) is bytes else _octets_data(value)
+            else:
+                data = convert(value)
             n = len(data)
-            if n > limit:
+            if n > _LIMIT:
                 raise ValueError("too long")
-            return pack_hdr_v(code, fl | (hlen + n), vendor) + data + _PAD[n & 3]
+            append(pack(flags_hlen + n))
+            if vendor_octets:
+                append(vendor_octets)
+            append(data)
+            append(_PAD[n & 3])
+        except EncodeError:
+            raise
+        except (struct.error, TypeError, ValueError, OverflowError, AttributeError):
+            kind_name = d.AVPS_BY_NAME[name].type.value
+            raise EncodeError(f"{name}: value of type {type(value).__name__} does not encode as {kind_name}") from None
 
-        return enc_v
-    pack_hdr = _AVP_HDR.pack
 
-    def enc(v: Any) -> bytes:
-        data = data_of(v)
-        n = len(data)
-        if n > limit:
-            raise ValueError("too long")
-        return pack_hdr(code, fl | (hlen + n)) + data + _PAD[n & 3]
-
-    return enc
+def _encode_raw(item: Any, append: Callable[[bytes], None]) -> None:
+    if isinstance(item, Avp):
+        append(item.encode())
+    elif isinstance(item, tuple) and len(item) == 4:
+        try:
+            append(Avp(*item).encode())
+        except (TypeError, ValueError) as err:
+            raise EncodeError(f"raw AVP item: {err}") from None
+    else:
+        raise EncodeError(f"not an AVP item: {type(item).__name__}")
 
 
 def _group_data(value: Any) -> bytes:
     if isinstance(value, AvpGroup):
-        return _group_body(value)
+        return value.wire_data()
     if isinstance(value, list | tuple):
-        return encode_avps(value)
+        out: list[bytes] = []
+        _encode_into(value, out)
+        return b"".join(out)
     raise TypeError("Grouped takes a list of AVP items")
-
-
-def _group_body(group: AvpGroup) -> bytes:
-    if group._items is None:
-        if not group._ents:
-            return b""
-        ents = group._ents
-        first, last = ents[0], ents[-1]
-        end = last[3] + (-(last[3] - last[1]) & 3)
-        return group._buf[first[1]:min(end, len(group._buf))]
-    return encode_avps(group._items)
-
-
-_ENCODERS: dict[str, _Encoder] = {a.name: _compile(a) for a in d.AVPS}
 
 
 def encode_avps(items: Iterable[AvpItem]) -> bytes:
@@ -321,29 +265,7 @@ def encode_avps(items: Iterable[AvpItem]) -> bytes:
 
     Raises :class:`EncodeError` naming the AVP whose value does not fit its type."""
     out: list[bytes] = []
-    append = out.append
-    for item in items:
-        if type(item) is tuple and len(item) == 2:
-            name, value = item
-            enc = _ENCODERS.get(name)
-            if enc is None:
-                raise EncodeError(f"unknown AVP name {name!r}")
-            try:
-                append(enc(value))
-            except EncodeError:
-                raise
-            except (struct.error, TypeError, ValueError, OverflowError, AttributeError):
-                kind = d.AVPS_BY_NAME[name].type.value
-                raise EncodeError(f"{name}: value of type {type(value).__name__} does not encode as {kind}") from None
-        elif isinstance(item, Avp):
-            append(item.encode())
-        elif isinstance(item, tuple) and len(item) == 4:
-            try:
-                append(Avp(*item).encode())
-            except (TypeError, ValueError) as err:
-                raise EncodeError(f"raw AVP item: {err}") from None
-        else:
-            raise EncodeError(f"not an AVP item: {type(item).__name__}")
+    _encode_into(items, out)
     return b"".join(out)
 
 

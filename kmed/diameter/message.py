@@ -25,7 +25,7 @@ from __future__ import annotations
 import datetime
 import socket
 import struct
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from kmed.diameter import dictionary as d
@@ -95,11 +95,14 @@ class Avp:
         return bool(self.flags & d.AVP_FLAG_M)
 
     def value(self) -> Any:
-        """The typed value per the table (raises ``KeyError`` for an AVP not in the table)."""
-        df = self.definition
-        if df is None:
+        """The typed value per the table (raises ``KeyError`` for an AVP not in the table,
+        :class:`DecodeError` for data that does not convert)."""
+        reading = _BY_KEY.get(d.avp_key(self.code, self.vendor))
+        if reading is None:
             raise KeyError(f"{self.name} is not in the table")
-        return _convert(df, self.data, 0, len(self.data), None, self)
+        if reading[1] is None:
+            return AvpGroup._view(self.data, 0, len(self.data), 1).avps
+        return _read(self.data, 0, len(self.data), reading, self.flags)
 
     def encode(self) -> bytes:
         """The AVP on the wire: header, data, padding."""
@@ -125,6 +128,10 @@ class Avp:
 
 #: An AVP item in a list of AVPs (see the module docstring).
 AvpItem = tuple[str, Any] | tuple[int, int, int, bytes] | Avp
+
+#: Deepest nesting of Grouped AVPs read (S6a's deepest is 5: Subscription-Data /
+#: APN-Configuration-Profile / APN-Configuration / EPS-Subscribed-QoS-Profile / ARP).
+MAX_DEPTH = 16
 
 # ---------------------------------------------------------------- value conversion (reading)
 
@@ -181,64 +188,109 @@ READERS: dict[d.AvpType, Callable[[bytes, int, int], Any]] = {
     _T.TIME: _time,
 }
 
-#: name -> (lookup key, reader or None for Grouped): one dict lookup per ``get``.
-_BY_NAME: dict[str, tuple[int, Callable[[bytes, int, int], Any] | None, d.AvpDef]] = {
-    a.name: (a.key, None if a.type is _T.GROUPED else READERS[a.type], a) for a in d.AVPS
+#: How to read one table AVP: (lookup key, reader or None for Grouped, fixed size or 0, entry).
+_Reading = tuple[int, Callable[[bytes, int, int], Any] | None, int, d.AvpDef]
+_BY_NAME: dict[str, _Reading] = {
+    a.name: (a.key, None if a.type is _T.GROUPED else READERS[a.type], d.FIXED_SIZE.get(a.type, 0), a)
+    for a in d.AVPS
 }
+_BY_KEY: dict[int, _Reading] = {r[0]: r for r in _BY_NAME.values()}
+_u32_from = _U32.unpack_from
+_GROUPED_KEYS = frozenset(a.key for a in d.AVPS if a.type is _T.GROUPED)
+_KNOWN_KEYS = frozenset(_BY_KEY)
 
-#: A decoded AVP: (flags, header start, data start, data end, children) where children is
-#: ``(keys, entries)`` for a Grouped AVP of the table and None otherwise.
-Entry = tuple[int, int, int, int, Any]
 
-
-def _lookup(name: str) -> tuple[int, Callable[[bytes, int, int], Any] | None, d.AvpDef]:
+def _lookup(name: str) -> _Reading:
     found = _BY_NAME.get(name)
     if found is None:
         raise KeyError(f"unknown AVP name {name!r}")
     return found
 
 
-def _convert(df: d.AvpDef, buf: bytes, s: int, e: int, children: Any, raw: Avp | None) -> Any:
-    """Value of AVP data ``buf[s:e]`` typed per ``df``; 5004 DecodeError when it does not convert."""
-    if df.type is _T.GROUPED:
-        if children is None:  # an Avp object: scan its data now
-            from kmed.diameter.codec import scan_group
-
-            children = scan_group(buf, s, e)
-        return _pairs(buf, children[0], children[1])
-    size = d.FIXED_SIZE.get(df.type)
+def _read(buf: bytes, start: int, end: int, reading: _Reading, flags: int) -> Any:
+    """Value of non-grouped AVP data ``buf[start:end]``: 5014 for a wrong fixed size, 5004 for
+    data that does not convert; the DecodeError carries the AVP as Failed-AVP."""
+    _key, reader, size, df = reading
+    assert reader is not None
+    if size and end - start != size:
+        raise DecodeError(d.DIAMETER_INVALID_AVP_LENGTH, f"{df.name}: wrong length for {df.type.value}",
+                          Avp(df.code, df.vendor, flags, buf[start:end]))
     try:
-        if size is not None and e - s != size:
-            raise ValueError("wrong length")
-        return READERS[df.type](buf, s, e)
+        return reader(buf, start, end)
     except ValueError:
-        failed = raw if raw is not None else Avp(df.code, df.vendor, df.flags, buf[s:e])
-        raise DecodeError(d.DIAMETER_INVALID_AVP_VALUE, f"{df.name}: invalid {df.type.value}", failed) from None
+        raise DecodeError(d.DIAMETER_INVALID_AVP_VALUE, f"{df.name}: invalid {df.type.value}",
+                          Avp(df.code, df.vendor, flags, buf[start:end])) from None
 
 
-def _raw(buf: bytes, key: int, ent: Entry) -> Avp:
-    flags, _hs, ds, de, _ = ent
-    return Avp(key & 0xFFFFFFFF, key >> 32, flags, buf[ds:de])
+# ---------------------------------------------------------------- the AVP index
 
 
-def _value(buf: bytes, key: int, ent: Entry) -> Any:
-    df = d.AVPS_BY_KEY.get(key)
-    if df is None:
-        return _raw(buf, key, ent)
-    try:
-        return _convert(df, buf, ent[2], ent[3], ent[4], None)
-    except DecodeError as err:
-        if err.failed_avp is not None and df.type is not _T.GROUPED:
-            err.failed_avp = _raw(buf, key, ent)
-        raise
+def _failed_for_length(buf: bytes, pos: int, end: int) -> Avp:
+    """Failed-AVP for 5014 (RFC 6733 §7.1.5): the AVP header (zero-padded when truncated) with a
+    zero-filled payload of the minimum size of the AVP's type."""
+    hdr = bytes(buf[pos:min(pos + 12, end)]).ljust(12, b"\0")
+    code, flags_len, vendor = _AVP_HDR_V.unpack(hdr)
+    flags = flags_len >> 24
+    if not flags & d.AVP_FLAG_V:
+        vendor = 0
+    reading = _BY_KEY.get(d.avp_key(code, vendor))
+    return Avp(code, vendor, flags & 0x7F, b"\0" * (reading[2] if reading is not None else 0))
 
 
-def _pairs(buf: bytes, keys: Sequence[int], ents: Sequence[Entry]) -> list[Any]:
-    out: list[Any] = []
-    for key, ent in zip(keys, ents, strict=True):
-        df = d.AVPS_BY_KEY.get(key)
-        out.append(_raw(buf, key, ent) if df is None else (df.name, _value(buf, key, ent)))
-    return out
+def scan(buf: bytes, pos: int, end: int) -> tuple[list[int], list[int]]:
+    """Index the AVPs of ``buf[pos:end]`` (RFC 6733 §4.1): their keys and header offsets.
+
+    Checks every AVP length (>= 8, >= 12 with V, within ``end``) and the reserved flag bits
+    (3009); raises :class:`DecodeError`. ``pos`` is the first AVP's offset, 4-aligned."""
+    keys: list[int] = []
+    offs: list[int] = []
+    add_key = keys.append
+    add_off = offs.append
+    unpack2 = _AVP_HDR.unpack_from
+    unpack3 = _AVP_HDR_V.unpack_from
+    while pos < end:
+        if end - pos < 8:
+            raise DecodeError(d.DIAMETER_INVALID_AVP_LENGTH, "truncated AVP header", _failed_for_length(buf, pos, end))
+        flags = buf[pos + 4]
+        if flags & 0x80:
+            if end - pos < 12:
+                raise DecodeError(d.DIAMETER_INVALID_AVP_LENGTH, "truncated AVP header",
+                                  _failed_for_length(buf, pos, end))
+            code, length, vendor = unpack3(buf, pos)
+            length &= 0xFFFFFF
+            if length < 12:
+                raise DecodeError(d.DIAMETER_INVALID_AVP_LENGTH, "AVP length < 12 with the V bit",
+                                  _failed_for_length(buf, pos, end))
+            key = (vendor << 32) | code
+        else:
+            code, length = unpack2(buf, pos)
+            length &= 0xFFFFFF
+            if length < 8:
+                raise DecodeError(d.DIAMETER_INVALID_AVP_LENGTH, "AVP length < 8", _failed_for_length(buf, pos, end))
+            key = code
+        nxt = pos + length
+        if nxt > end:
+            raise DecodeError(d.DIAMETER_INVALID_AVP_LENGTH, "AVP overruns its message or group",
+                              _failed_for_length(buf, pos, end))
+        if flags & 0x1F:
+            hl = 12 if flags & 0x80 else 8
+            raise DecodeError(d.DIAMETER_INVALID_AVP_BITS, "reserved AVP flag bits set",
+                              Avp(code, key >> 32, flags & 0x7F, buf[pos + hl:nxt]))
+        add_key(key)
+        add_off(pos)
+        pos = nxt + (-length & 3)
+    return keys, offs
+
+
+def _span(buf: bytes, off: int) -> tuple[int, int, int]:
+    """(flags, data start, data end) of the AVP whose header is at ``off`` (already checked)."""
+    fl = _U32.unpack_from(buf, off + 4)[0]
+    return fl >> 24, off + (12 if fl & 0x80000000 else 8), off + (fl & 0xFFFFFF)
+
+
+def _raw_at(buf: bytes, key: int, off: int) -> Avp:
+    flags, s, e = _span(buf, off)
+    return Avp(key & 0xFFFFFFFF, key >> 32, flags, buf[s:e])
 
 
 def _item_key(item: Any) -> tuple[int, Any, bool]:
@@ -256,11 +308,12 @@ def _item_value(value: Any, is_raw: bool) -> Any:
     if not is_raw:
         return value
     raw: Avp = value
-    df = raw.definition
-    return raw if df is None else raw.value()
+    return raw if raw.definition is None else raw.value()
 
 
 # ---------------------------------------------------------------- groups and messages
+
+_new = object.__new__
 
 
 class AvpGroup:
@@ -272,43 +325,81 @@ class AvpGroup:
     A name that is not in the table raises ``KeyError`` (a typo, not an absent AVP).
     """
 
-    __slots__ = ("_buf", "_ents", "_items", "_keys")
+    __slots__ = ("_buf", "_depth", "_end", "_groups", "_items", "_keys", "_offs", "_start")
 
     def __init__(self, avps: Iterable[AvpItem] | AvpGroup | None = None) -> None:
         self._buf: bytes = b""
         self._keys: list[int] = []
-        self._ents: list[Entry] = []
+        self._offs: list[int] = []
+        self._start = self._end = self._depth = 0
+        self._groups: dict[int, AvpGroup] | None = None
         if isinstance(avps, AvpGroup):
             self._items: list[Any] | None = avps.raw_avps() if avps._items is None else list(avps._items)
         else:
             self._items = list(avps) if avps is not None else []
 
     @classmethod
-    def _view(cls, buf: bytes, keys: list[int], ents: list[Entry]) -> AvpGroup:
-        g = cls.__new__(cls)
-        g._buf, g._keys, g._ents, g._items = buf, keys, ents, None
+    def _view(cls, buf: bytes, start: int, end: int, depth: int) -> AvpGroup:
+        """A decoded group over ``buf[start:end]`` (scanned now: raises :class:`DecodeError`)."""
+        g = _new(cls)
+        g._buf = buf
+        g._start = start
+        g._end = end
+        g._depth = depth
+        g._items = g._groups = None
+        g._keys, g._offs = scan(buf, start, end)
         return g
+
+    def _group_at(self, i: int) -> AvpGroup:
+        """The decoded group at index ``i`` (cached)."""
+        cache = self._groups
+        if cache is None:
+            cache = self._groups = {}
+        g = cache.get(i)
+        if g is None:
+            buf = self._buf
+            flags, s, e = _span(buf, self._offs[i])
+            if self._depth >= MAX_DEPTH:
+                key = self._keys[i]
+                raise DecodeError(d.DIAMETER_INVALID_AVP_VALUE, "Grouped AVPs nested too deep",
+                                  Avp(key & 0xFFFFFFFF, key >> 32, flags, buf[s:e]))
+            g = cache[i] = AvpGroup._view(buf, s, e, self._depth + 1)
+        return g
+
+    def _value_at(self, i: int, reading: _Reading) -> Any:
+        if reading[1] is None:
+            return self._group_at(i).avps
+        flags, s, e = _span(self._buf, self._offs[i])
+        return _read(self._buf, s, e, reading, flags)
 
     # -- reading
 
     def get(self, name: str, default: Any = None) -> Any:
         """Value of the first AVP called ``name``, or ``default`` when there is none."""
-        key, reader, df = _lookup(name)
-        if self._items is None:
+        reading = _BY_NAME.get(name) or _lookup(name)
+        key = reading[0]
+        if self._items is None:  # decoded: the hot path, inlined
             keys = self._keys
             if key not in keys:
                 return default
             i = keys.index(key)
-            ent = self._ents[i]
+            reader = reading[1]
             if reader is None:
-                return _pairs(self._buf, ent[4][0], ent[4][1])
+                return self._group_at(i).avps
+            buf = self._buf
+            off = self._offs[i]
+            fl = _u32_from(buf, off + 4)[0]
+            s = off + (12 if fl & 0x80000000 else 8)
+            e = off + (fl & 0xFFFFFF)
+            if reader is _octets:
+                return buf[s:e]
+            size = reading[2]
+            if size and e - s != size:
+                return _read(buf, s, e, reading, fl >> 24)  # raises 5014
             try:
-                if (size := d.FIXED_SIZE.get(df.type)) is not None and ent[3] - ent[2] != size:
-                    raise ValueError("wrong length")
-                return reader(self._buf, ent[2], ent[3])
+                return reader(buf, s, e)
             except ValueError:
-                raise DecodeError(d.DIAMETER_INVALID_AVP_VALUE, f"{name}: invalid {df.type.value}",
-                                  _raw(self._buf, key, ent)) from None
+                return _read(buf, s, e, reading, fl >> 24)  # raises 5004
         for item in self._items:
             k, value, is_raw = _item_key(item)
             if k == key:
@@ -317,10 +408,10 @@ class AvpGroup:
 
     def get_all(self, name: str) -> list[Any]:
         """Values of every AVP called ``name``, in order (empty list when there is none)."""
-        key = _lookup(name)[0]
+        reading = _lookup(name)
+        key = reading[0]
         if self._items is None:
-            buf, ents = self._buf, self._ents
-            return [_value(buf, key, ents[i]) for i, k in enumerate(self._keys) if k == key]
+            return [self._value_at(i, reading) for i, k in enumerate(self._keys) if k == key]
         out = []
         for item in self._items:
             k, value, is_raw = _item_key(item)
@@ -330,37 +421,33 @@ class AvpGroup:
 
     def group(self, name: str) -> AvpGroup | None:
         """The first Grouped AVP called ``name`` as an :class:`AvpGroup`, or None."""
-        groups = self._groups(name, first=True)
+        if self._items is None:
+            key, reader, _size, _df = _BY_NAME.get(name) or _lookup(name)
+            if reader is not None:
+                raise TypeError(f"{name} is not a Grouped AVP")
+            keys = self._keys
+            return self._group_at(keys.index(key)) if key in keys else None
+        groups = self._groups_named(name, first=True)
         return groups[0] if groups else None
 
     def groups(self, name: str) -> list[AvpGroup]:
         """Every Grouped AVP called ``name``, in order."""
-        return self._groups(name, first=False)
+        return self._groups_named(name, first=False)
 
-    def _groups(self, name: str, first: bool) -> list[AvpGroup]:
-        key, reader, _df = _lookup(name)
+    def _groups_named(self, name: str, first: bool) -> list[AvpGroup]:
+        key, reader, _size, _df = _lookup(name)
         if reader is not None:
             raise TypeError(f"{name} is not a Grouped AVP")
-        out: list[AvpGroup] = []
         if self._items is None:
-            buf = self._buf
-            for i, k in enumerate(self._keys):
-                if k == key:
-                    children = self._ents[i][4]
-                    out.append(AvpGroup._view(buf, children[0], children[1]))
-                    if first:
-                        break
-            return out
+            return [self._group_at(i) for i, k in enumerate(self._keys) if k == key]
+        out: list[AvpGroup] = []
         for item in self._items:
             k, value, is_raw = _item_key(item)
             if k != key:
                 continue
             if is_raw:
-                from kmed.diameter.codec import scan_group
-
                 raw: Avp = value
-                keys, ents = scan_group(raw.data, 0, len(raw.data))
-                out.append(AvpGroup._view(raw.data, keys, ents))
+                out.append(AvpGroup._view(raw.data, 0, len(raw.data), 1))
             else:
                 out.append(value if isinstance(value, AvpGroup) else AvpGroup(value))
             if first:
@@ -380,14 +467,19 @@ class AvpGroup:
     def avps(self) -> list[Any]:
         """Every AVP as an item: ``(name, value)`` for table AVPs (Grouped values as lists of
         items), :class:`Avp` for the others. Converts every value (use ``get`` on hot paths)."""
-        if self._items is None:
-            return _pairs(self._buf, self._keys, self._ents)
         out: list[Any] = []
+        if self._items is None:
+            buf = self._buf
+            for i, key in enumerate(self._keys):
+                reading = _BY_KEY.get(key)
+                if reading is None:
+                    out.append(_raw_at(buf, key, self._offs[i]))
+                else:
+                    out.append((reading[3].name, self._value_at(i, reading)))
+            return out
         for item in self._items:
             if isinstance(item, Avp) or len(item) == 4:
-                raw = item if isinstance(item, Avp) else Avp(*item)
-                df = raw.definition
-                out.append(raw if df is None else (df.name, raw.value()))
+                out.append(_item_value(item if isinstance(item, Avp) else Avp(*item), True))
             elif isinstance(item[1], AvpGroup):
                 out.append((item[0], item[1].avps))
             else:
@@ -398,23 +490,57 @@ class AvpGroup:
         """Every AVP as a raw :class:`Avp` (for copies: Failed-AVP, Proxy-Info, relays)."""
         if self._items is None:
             buf = self._buf
-            return [_raw(buf, k, e) for k, e in zip(self._keys, self._ents, strict=True)]
-        from kmed.diameter.codec import encode_avps, scan_group
+            return [_raw_at(buf, k, o) for k, o in zip(self._keys, self._offs, strict=True)]
+        from kmed.diameter.codec import encode_avps  # the encoders are compiled there
 
         data = encode_avps(self._items)
-        keys, ents = scan_group(data, 0, len(data))
-        return [_raw(data, k, e) for k, e in zip(keys, ents, strict=True)]
+        return AvpGroup._view(data, 0, len(data), self._depth).raw_avps()
 
     def raw(self, name: str) -> Avp | None:
         """The first AVP called ``name`` as a raw :class:`Avp`, or None."""
         key = _lookup(name)[0]
         if self._items is None:
             keys = self._keys
-            return _raw(self._buf, key, self._ents[keys.index(key)]) if key in keys else None
+            return _raw_at(self._buf, key, self._offs[keys.index(key)]) if key in keys else None
         for avp in self.raw_avps():
             if d.avp_key(avp.code, avp.vendor) == key:
                 return avp
         return None
+
+    def wire_data(self) -> bytes:
+        """The AVPs as they go on the wire (a decoded group: the received octets, padded)."""
+        if self._items is None:
+            s, e = self._start, self._end
+            return self._buf[s:e] + _PAD[(e - s) & 3]
+        from kmed.diameter.codec import encode_avps
+
+        return encode_avps(self._items)
+
+    def validate(self) -> list[Avp]:
+        """Check the AVP lengths at every depth (and the nesting) and return the AVPs outside
+        the table that have the M bit, at any depth (answer 5001 with them, RFC 6733 §7.1.5).
+
+        Raises :class:`DecodeError`. The data size of fixed-size types (Unsigned32, ...) is
+        checked when the value is read, which raises 5014 then."""
+        unknown: list[Avp] = []
+        if self._items is not None:
+            data = self.wire_data()
+            AvpGroup._view(data, 0, len(data), self._depth)._validate(unknown)
+        else:
+            self._validate(unknown)
+        return unknown
+
+    def _validate(self, unknown: list[Avp]) -> None:
+        keys = self._keys
+        if not _KNOWN_KEYS.issuperset(keys):
+            buf, offs = self._buf, self._offs
+            for i, k in enumerate(keys):
+                if k not in _KNOWN_KEYS and buf[offs[i] + 4] & d.AVP_FLAG_M:
+                    unknown.append(_raw_at(buf, k, offs[i]))
+        if not _GROUPED_KEYS.isdisjoint(keys):
+            for i, k in enumerate(keys):
+                if k in _GROUPED_KEYS:
+                    self._group_at(i)._validate(unknown)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {len(self)} AVPs>"
@@ -442,12 +568,13 @@ class Message(AvpGroup):
 
     @classmethod
     def _decoded(cls, command_code: int, flags: int, application_id: int, hop_by_hop: int, end_to_end: int,
-                 buf: bytes, keys: list[int], ents: list[Entry], unknown_mandatory: list[Avp]) -> Message:
+                 buf: bytes, keys: list[int], offs: list[int]) -> Message:
         m = cls.__new__(cls)
         m.command_code, m.flags, m.application_id = command_code, flags, application_id
         m.hop_by_hop, m.end_to_end = hop_by_hop, end_to_end
-        m._buf, m._keys, m._ents, m._items = buf, keys, ents, None
-        m.unknown_mandatory = unknown_mandatory
+        m._buf, m._keys, m._offs, m._items, m._groups = buf, keys, offs, None, None
+        m._start, m._end, m._depth = 20, len(buf), 0
+        m.unknown_mandatory = []
         return m
 
     @classmethod
@@ -546,7 +673,7 @@ class Message(AvpGroup):
     def _own_items(self) -> list[Any]:
         if self._items is None:
             self._items = list(self.raw_avps())
-            self._buf, self._keys, self._ents = b"", [], []
+            self._buf, self._keys, self._offs, self._groups = b"", [], [], None
         return self._items
 
     def append(self, name: str, value: Any) -> None:
