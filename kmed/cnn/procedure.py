@@ -871,7 +871,7 @@ class Cnn:
         proc.state = State.ULA
         token = proc.s6a_token = next(self._tokens)
         self._out.append(SendS6a(proc.key, token, req, "ULR"))
-        self._log(proc, "debug", "ulr_sent", 12, kme=aia is not None)
+        self._log(proc, "debug", "ulr_sent", 12, with_kme=aia is not None)
 
     def _on_ula(self, proc: Procedure, res: s6a.UlaResult | s6a.S6aFailure) -> None:
         if isinstance(res, s6a.S6aFailure):
