@@ -1,0 +1,236 @@
+"""``kmed hss --config FILE``: the HSS daemon (asyncio edge around the sans-I/O handlers).
+
+Start: configuration validated (exit 2 naming the file and key), store opened and migrated,
+token key loaded or created (mode 0600), group-commit writer started, Diameter server
+listening, then systemd ``READY=1``. Each S6a request: handlers compute the answer and the
+writes; the answer is sent once the writes are committed (docs/hss.md, "Durability").
+SIGTERM/SIGINT: stop accepting, let in-flight requests finish, DPR every peer, commit what
+is queued, exit 0. SIGHUP: reload ``allowed_peers`` and the log settings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import time
+from collections.abc import Awaitable
+from pathlib import Path
+from typing import Any
+
+from kmed import config as cfg
+from kmed import log as klog
+from kmed import systemd
+from kmed.diameter import dictionary as d
+from kmed.diameter.message import Message
+from kmed.diameter.node import LocalNode, PeerInfo
+from kmed.hss.files import load_or_create_key
+from kmed.hss.groupcommit import CommitFailed, GroupCommitter
+from kmed.hss.s6a import HssPolicy, Outcome, S6aHandlers
+from kmed.hss.sqlite_store import SqliteStore, sqlite_path
+from kmed.hss.store import StoreError
+from kmed.hss.token import KEY_LEN
+
+#: How long SIGTERM waits for in-flight requests and DPA before closing hard.
+STOP_DEADLINE_S = 5.0
+
+
+class HssService:
+    """The Diameter handler: runs :class:`S6aHandlers`, commits their writes, logs one event
+    per request, answers 3004 DIAMETER_TOO_BUSY beyond ``max_pending`` requests awaiting commit."""
+
+    def __init__(self, handlers: S6aHandlers, committer: GroupCommitter, max_pending: int,
+                 metrics: Any = None) -> None:
+        self.handlers = handlers
+        self.committer = committer
+        self.max_pending = max_pending
+        self.in_flight = 0
+        self.log = klog.get("hss")
+        self.metrics = metrics
+
+    def __call__(self, req: Message, peer: PeerInfo) -> Message | Awaitable[Message]:
+        if self.in_flight >= self.max_pending:
+            # RFC 6733 §7.1.3: a protocol error; the peer may retry elsewhere or later.
+            self._log({"event": req.name.lower(), "outcome": "too_busy", "imsi": req.get("User-Name")})
+            return self.handlers.result_answer(req, d.DIAMETER_TOO_BUSY)
+        out = self.handlers.handle(req, peer.origin_host)
+        if not out.writes:
+            self._log(out.event, out.answer)
+            return out.answer
+        return self._commit(req, out)
+
+    async def _commit(self, req: Message, out: Outcome) -> Message:
+        self.in_flight += 1
+        answer = out.answer
+        try:
+            flags = await self.committer.submit(out.writes)
+            if out.refused is not None and not all(flags):
+                answer = out.refused
+                out.event["outcome"] = "kme_refused_newer_held"
+        except CommitFailed as exc:
+            out.event["outcome"] = "store_error"
+            out.event["error"] = str(exc)
+            if req.command_code == d.CMD_AIR:  # TS 29.272 §5.2.3.1.3: e.g. a database error
+                answer = self.handlers.experimental_answer(
+                    req, d.VENDOR_3GPP, d.DIAMETER_AUTHENTICATION_DATA_UNAVAILABLE)
+            else:
+                answer = self.handlers.result_answer(req, d.DIAMETER_UNABLE_TO_COMPLY)
+        finally:
+            self.in_flight -= 1
+            if out.reserved is not None:
+                self.handlers.ledger.settle(out.reserved)
+        self._log(out.event, answer)
+        return answer
+
+    def _log(self, event: dict[str, Any], answer: Message | None = None) -> None:
+        fields = dict(event)
+        name = fields.pop("event", "s6a")
+        if answer is not None:
+            res = answer.result()
+            if res is not None:
+                fields["result"] = d.result_name(res[1], res[0])
+        ok = fields.get("outcome") in ("ok", "resync", "kme_issued", "kme_stored", "kme_already_stored")
+        (self.log.info if ok else self.log.warning)(name, **fields)
+        if self.metrics is not None:
+            self._count(name, fields)
+
+    def _count(self, name: str, fields: dict[str, Any]) -> None:
+        m = self.metrics
+        m.diameter_answers.labels(name.upper()[:2] + "A", fields.get("result", "none")).inc()
+        m.procedures.labels(name, fields.get("outcome", "")).inc()
+        outcome = fields.get("outcome")
+        if outcome == "kme_issued":
+            m.kme_events.labels("issued").inc()
+        elif outcome == "kme_stored":
+            m.kme_events.labels("stored").inc()
+        elif fields.get("step") in (4, 13) and outcome != "kme_already_stored":
+            m.kme_events.labels("refused").inc()
+
+
+def _policy(hss: dict[str, Any]) -> HssPolicy:
+    return HssPolicy(
+        max_vectors=hss["max_vectors"],
+        ind_bits=hss["ind_bits"],
+        bind_current_kme=hss["bind_current_kme"],
+        kme_token_lifetime_s=hss["kme_token_lifetime_s"],
+        allowed_rat_types=frozenset(hss["allowed_rat_types"]),
+        enforce_pair_on_ulr=hss["enforce_pair_on_ulr"],
+    )
+
+
+def _setup_logging(conf: dict[str, Any]) -> None:
+    klog.setup(conf["log"]["level"], conf["log"]["format"])
+
+
+async def serve(config_path: str, conf: dict[str, Any]) -> int:
+    """Run until SIGTERM/SIGINT; returns the exit status."""
+    from kmed.diameter.server import DiameterServer
+
+    log = klog.get("hss")
+    base = Path(config_path).resolve().parent
+    dia, store_conf, hss = conf["diameter"], conf["store"], conf["hss"]
+    try:
+        db_path = sqlite_path(store_conf["url"], base)
+    except ValueError as exc:
+        raise cfg.ConfigError(config_path, "store.url", str(exc), repr(store_conf["url"])) from None
+    key_path = Path(hss["token_key_file"]) if hss["token_key_file"] else db_path.with_name(db_path.name + ".token-key")
+    if not key_path.is_absolute():
+        key_path = base / key_path
+    try:
+        token_key = load_or_create_key(key_path, KEY_LEN)
+    except (OSError, ValueError) as exc:
+        expected = f"a readable {KEY_LEN}-octet key file"
+        raise cfg.ConfigError(config_path, "hss.token_key_file", expected, str(exc)) from None
+
+    def open_store() -> SqliteStore:
+        return SqliteStore(db_path, synchronous=store_conf["synchronous"], busy_timeout_s=store_conf["busy_timeout_s"])
+
+    reader = open_store()  # migrates the schema before anything else runs
+    committer = GroupCommitter(open_store, max_batch=hss["commit_batch"])
+    committer.start()
+    handlers = S6aHandlers(reader, token_key, dia["origin_host"], dia["origin_realm"], _policy(hss))
+    metrics = None
+    metrics_server = None
+    if conf["metrics"]["listen"] is not None:
+        from kmed import metrics as km
+
+        registry = km.Registry()
+        metrics = km.hss_metrics(registry)
+        host, port = conf["metrics"]["listen"]
+        metrics_server = await km.start_metrics_server(host, port, registry)
+    service = HssService(handlers, committer, hss["max_pending"], metrics)
+    node = LocalNode(dia["origin_host"], dia["origin_realm"], product_name="kmed-hss")
+    ssl_context = None
+    if any(ep.transport == "tls" for ep in dia["listen"]):
+        from kmed.diameter.transport import make_ssl_context
+
+        ssl_context = make_ssl_context(server_side=True, cert=dia["tls_cert"], key=dia["tls_key"], ca=dia["tls_ca"])
+    server = DiameterServer(node, dia["listen"], dia["allowed_peers"], service, watchdog=dia["watchdog_s"],
+                            max_message_size=dia["max_message_size"], ssl_context=ssl_context)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, lambda: _reload(config_path, server, log))
+    try:
+        await server.start()
+    except OSError as exc:
+        log.error("hss_listen_failed", error=str(exc))
+        await committer.close()
+        reader.close()
+        return 1
+    endpoints = [str(ep) for ep in server.bound_endpoints]
+    log.info("hss_ready", listen=endpoints, store=str(db_path), pid=os.getpid())
+    systemd.ready(f"listening on {', '.join(endpoints)}")
+    watchdog = systemd.start_watchdog(stop)
+    await stop.wait()
+    systemd.stopping()
+    log.info("hss_stopping")
+    t0 = time.monotonic()
+    await server.stop(STOP_DEADLINE_S)
+    await committer.close()
+    reader.close()
+    if metrics_server is not None:
+        metrics_server.close()
+    if watchdog is not None:
+        watchdog.cancel()
+    log.info("hss_stopped", drained_s=round(time.monotonic() - t0, 3), batches=committer.batches,
+             committed=committer.requests)
+    return 0
+
+
+def _reload(config_path: str, server: Any, log: Any) -> None:
+    """SIGHUP: re-read the configuration; apply allowed_peers and log settings."""
+    systemd.reloading()
+    try:
+        conf = cfg.load(config_path, cfg.HSS_SCHEMA)
+    except cfg.ConfigError as exc:
+        log.error("hss_reload_failed", error=str(exc))
+    else:
+        _setup_logging(conf)
+        server.reload_allowed_peers(conf["diameter"]["allowed_peers"])
+        log.info("hss_reloaded", allowed_peers=conf["diameter"]["allowed_peers"])
+    systemd.ready()
+
+
+def main(config_path: str) -> int:
+    """Entry point of ``kmed hss``."""
+    try:
+        conf = cfg.load(config_path, cfg.HSS_SCHEMA)
+    except cfg.ConfigError as exc:
+        print(f"kmed: {exc}", file=sys.stderr)
+        return 2
+    _setup_logging(conf)
+    os.umask(0o077)  # the store, its -wal/-shm and the token key: owner only
+    from kmed.diameter.transport import install_uvloop
+
+    install_uvloop()
+    try:
+        return asyncio.run(serve(config_path, conf))
+    except cfg.ConfigError as exc:
+        print(f"kmed: {exc}", file=sys.stderr)
+        return 2
+    except (StoreError, OSError) as exc:
+        klog.get("hss").error("hss_failed", error=f"{type(exc).__name__}: {exc}")
+        return 1
