@@ -140,8 +140,11 @@ class DiameterServer:
     # -------------------------------------------------------------- connections
 
     def _new_connection(self) -> PeerConnection:
-        conn = PeerConnection(self._make_peer, self)
-        self._conns.add(conn)
+        def make_peer(local: str | None, remote: tuple[str, int] | None) -> Peer:
+            self._conns.add(conn)  # in connection_made: after the TLS handshake, if there is one
+            return self._make_peer(local, remote)
+
+        conn = PeerConnection(make_peer, self)
         return conn
 
     def _make_peer(self, local: str | None, remote: tuple[str, int] | None) -> Peer:
