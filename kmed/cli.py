@@ -17,6 +17,7 @@ from kmed import __version__
 #: Modules that register sub-commands, in the order ``kmed --help`` lists them.
 COMMAND_MODULES: tuple[str, ...] = (
     "kmed.hss.cli",
+    "kmed.cnn.cli",
     "kmed.ue.cli",
     "kmed.demo",
     "kmed.bench",

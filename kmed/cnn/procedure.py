@@ -438,6 +438,8 @@ class Cnn:
         self.clock = clock
         self.nonce = nonce
         self.debug = debug
+        #: False while the daemon drains (SIGTERM): new Attach/TAU Requests get EMM #22.
+        self.accepting = True
         self.table: ContextTable[Procedure] = ContextTable(
             settings.max_ue_contexts, settings.mcc, settings.mnc, settings.mme_group_id, settings.mme_code, rng
         )
@@ -596,6 +598,8 @@ class Cnn:
         identity = msg["eps_mobile_identity"] if kind == ATTACH else msg["old_guti"]
         proc.identity = identity
         proc.kme_check = msg.get("kme_check")
+        if not self.accepting:
+            self._reject(proc, EmmCause.CONGESTION, 1, "the CNN is shutting down")
         try:
             self.table.add_procedure(key, proc)
         except TableFull:

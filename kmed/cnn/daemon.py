@@ -1,0 +1,388 @@
+"""``kmed cnn --config FILE``: the CNN daemon (asyncio edge around :mod:`kmed.cnn.procedure`).
+
+Wiring, nothing else: UE link servers (:mod:`kmed.cnn.link`, tcp:// and sctp:// where the kernel
+has SCTP), the Diameter client to the HSS (:class:`kmed.diameter.client.DiameterClient`, which
+does peer failover in the ``connect`` order), one timer handle per UE (``loop.call_later``; no
+task per UE), one short task per S6a request in flight, structlog (one bound logger per
+procedure) and the optional metrics endpoint.
+
+Life cycle: listen, then systemd ``READY=1``. SIGTERM/SIGINT: stop accepting connections, refuse
+new Attach/TAU Requests (EMM #22), let running procedures finish for up to
+``cnn.drain_timeout_s``, release what is left, DPR to the Diameter peers, exit 0. SIGHUP:
+re-read the ``[log]`` settings (and reopen ``log.file``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+from kmed import config as cfg
+from kmed import log as klog
+from kmed import systemd
+from kmed.cnn.contexts import link_key, split_link_key
+from kmed.cnn.link import UeLinkConnection
+from kmed.cnn.procedure import (
+    Action,
+    Cnn,
+    KmeEvent,
+    LinkError,
+    Log,
+    Outcome,
+    ReleaseUe,
+    SendNas,
+    SendS6a,
+    Settings,
+    StartTimer,
+    StopTimer,
+)
+from kmed.diameter.message import Message
+from kmed.nas.frame import ErrorCause, FrameType, ReleaseCause, encode_frame, error_frame
+
+__all__ = ["CnnDaemon", "main", "serve"]
+
+_PEER_STATE = {"okay": "open", "suspect": "suspect", "closing": "closing", "down": "closed"}
+
+
+def _result_label(answer: Message) -> str:
+    er = answer.experimental_result()
+    if er is not None:
+        return f"{er[0]}:{er[1]}"
+    rc = answer.result_code()
+    return str(rc) if rc is not None else "none"
+
+
+class CnnDaemon:
+    """The running CNN: owns the state machine, the UE links, the timers and the Diameter client."""
+
+    def __init__(self, conf: dict[str, dict[str, Any]], client: Any, metrics: Any = None) -> None:
+        self.conf = conf
+        self.settings = Settings.from_config(conf)
+        self.core = Cnn(self.settings, debug=conf["log"]["level"] == "debug")
+        self.client = client
+        self.metrics = metrics
+        self.request_timeout = float(conf["diameter"]["request_timeout_s"])
+        self.max_frame_size = int(conf["nas"]["max_frame_size"])
+        self.name = conf["diameter"]["origin_host"]
+        self.log = klog.get("cnn").bind()
+        self.links: dict[int, UeLinkConnection] = {}
+        self.servers: list[asyncio.Server] = []
+        self.timers: dict[int, asyncio.TimerHandle] = {}
+        self.tasks: set[asyncio.Task[None]] = set()
+        self._numbers = itertools.count(1)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._idle: asyncio.Event | None = None
+        if metrics is not None:
+            metrics.ue_contexts.set_function(lambda: len(self.core.table))
+
+    # --- listening -------------------------------------------------------------------------------
+
+    async def listen(self) -> list[str]:
+        """Open every ``nas.listen`` endpoint; returns their addresses (port 0 resolved)."""
+        from kmed.diameter.transport import listen
+
+        self._loop = asyncio.get_running_loop()
+        bound: list[str] = []
+        for ep in self.conf["nas"]["listen"]:
+            server = await listen(ep, self._new_connection)
+            self.servers.append(server)
+            for sock in server.sockets:
+                host, port = sock.getsockname()[:2]
+                bound.append(str(cfg.Endpoint(ep.transport, host, port)))
+        return bound
+
+    def _new_connection(self) -> UeLinkConnection:
+        return UeLinkConnection(self, next(self._numbers), self.name, self.max_frame_size)
+
+    # --- LinkOwner --------------------------------------------------------------------------------
+
+    def link_up(self, conn: UeLinkConnection) -> None:
+        self.links[conn.number] = conn
+        self.log.info("link_up", link=conn.number, peer=conn.peer, link_name=conn.peer_name)
+
+    def nas_uplink(self, conn: UeLinkConnection, ue_id: int, pdu: bytes) -> None:
+        stats = self.core.stats
+        before = stats.integrity_failures + stats.replays
+        self.execute(self.core.nas_uplink(link_key(conn.number, ue_id), pdu))
+        if self.metrics is not None:
+            dropped = stats.integrity_failures + stats.replays - before
+            if dropped:
+                self.metrics.nas_integrity_failures.inc(dropped)
+
+    def ue_released(self, conn: UeLinkConnection, ue_id: int, reason: str) -> None:
+        self.execute(self.core.link_released(link_key(conn.number, ue_id), reason))
+
+    def link_down(self, conn: UeLinkConnection, reason: str) -> None:
+        self.links.pop(conn.number, None)
+        self.log.info("link_down", link=conn.number, peer=conn.peer, reason=reason, frames_in=conn.frames_in,
+                      frames_out=conn.frames_out, bad_frames=conn.bad_frames)
+        self.execute(self.core.close_link(conn.number, reason))
+
+    def link_event(self, conn: UeLinkConnection, event: str, **fields: object) -> None:
+        self.log.warning(event, link=conn.number, peer=conn.peer, **fields)
+
+    # --- actions ----------------------------------------------------------------------------------
+
+    def execute(self, actions: list[Action]) -> None:
+        """Carry out the state machine's actions, in order."""
+        for a in actions:
+            if isinstance(a, SendNas):
+                conn = self.links.get(a.key >> 32)
+                if conn is not None:
+                    conn.send(encode_frame(FrameType.NAS_DOWNLINK, a.key & 0xFFFFFFFF, a.pdu))
+            elif isinstance(a, Log):
+                self._log(a)
+            elif isinstance(a, StartTimer):
+                old = self.timers.pop(a.key, None)
+                if old is not None:
+                    old.cancel()
+                assert self._loop is not None
+                self.timers[a.key] = self._loop.call_later(a.seconds, self._timer_fired, a.key, a.token)
+            elif isinstance(a, StopTimer):
+                handle = self.timers.pop(a.key, None)
+                if handle is not None:
+                    handle.cancel()
+            elif isinstance(a, SendS6a):
+                task = asyncio.ensure_future(self._s6a(a))
+                self.tasks.add(task)
+                task.add_done_callback(self.tasks.discard)
+            elif isinstance(a, Outcome):
+                self._outcome(a)
+            elif isinstance(a, ReleaseUe):
+                conn = self.links.get(a.key >> 32)
+                if conn is not None:
+                    conn.send(encode_frame(FrameType.UE_RELEASE, a.key & 0xFFFFFFFF, bytes((a.cause,))))
+            elif isinstance(a, LinkError):
+                conn = self.links.get(a.key >> 32)
+                if conn is not None:
+                    conn.send(error_frame(ErrorCause(a.cause), a.key & 0xFFFFFFFF, a.detail))
+            elif isinstance(a, KmeEvent) and self.metrics is not None:
+                self.metrics.kme_events.labels(a.event).inc()
+
+    def _log(self, a: Log) -> None:
+        proc = a.proc
+        if proc is None:
+            link, ue_id = split_link_key(a.key)
+            getattr(self.log, a.level)(a.event, link=link, ue_id=ue_id, **a.fields)
+            return
+        lg = proc.log_handle
+        if lg is None:
+            lg = proc.log_handle = self.log.bind(**proc.log_context())
+        getattr(lg, a.level)(a.event, **a.fields)
+
+    def _outcome(self, a: Outcome) -> None:
+        handle = self.timers.pop(a.key, None)
+        if handle is not None:
+            handle.cancel()
+        if self.metrics is not None:
+            self.metrics.procedures.labels(a.procedure, a.outcome).inc()
+            self.metrics.procedure_duration.labels(a.procedure).observe(a.duration_s)
+        if self._idle is not None and self.core.table.procedures == 0:
+            self._idle.set()
+
+    def _timer_fired(self, key: int, token: int) -> None:
+        self.timers.pop(key, None)
+        self.execute(self.core.timer_expired(key, token))
+
+    async def _s6a(self, a: SendS6a) -> None:
+        """One S6a exchange; the answer (or why there is none) goes back to the state machine."""
+        from kmed.diameter.client import ClientClosed, NoPeerAvailable, RequestTimeout
+
+        m = self.metrics
+        try:
+            answer = await self.client.request(a.request, self.request_timeout)
+        except RequestTimeout:
+            reason = "timeout"
+        except (NoPeerAvailable, ClientClosed):
+            reason = "unavailable"
+        except Exception as exc:  # a transport fault must not kill the daemon: the UE gets #17
+            self.log.error("s6a_request_failed", command=a.command, error=f"{type(exc).__name__}: {exc}")
+            reason = "unavailable"
+        else:
+            if m is not None:
+                peer = answer.get("Origin-Host") or "?"
+                m.diameter_requests.labels(a.command, peer).inc()
+                m.diameter_answers.labels(a.command, _result_label(answer)).inc()
+            self.execute(self.core.s6a_answer(a.key, a.token, answer))
+            return
+        if m is not None:
+            m.diameter_requests.labels(a.command, "none").inc()
+            m.diameter_answers.labels(a.command, reason).inc()
+        self.execute(self.core.s6a_failed(a.key, a.token, reason))
+
+    def update_peer_metrics(self) -> None:
+        if self.metrics is None:
+            return
+        for endpoint, state in self.client.peer_states.items():
+            self.metrics.set_peer_state(endpoint, _PEER_STATE.get(state, "connecting"))
+
+    # --- shutdown ---------------------------------------------------------------------------------
+
+    async def drain(self, timeout: float) -> int:
+        """Stop accepting, let running procedures finish (up to ``timeout`` s); returns how many
+        were still running and got released."""
+        for server in self.servers:
+            server.close()
+        self.core.accepting = False
+        if self.core.table.procedures:
+            self._idle = asyncio.Event()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await self._idle.wait()
+        left = self.core.table.procedures
+        for key in self.core.table.procedure_keys():
+            conn = self.links.get(key >> 32)
+            if conn is not None:
+                conn.send(encode_frame(FrameType.UE_RELEASE, key & 0xFFFFFFFF, bytes((ReleaseCause.LINK_SHUTDOWN,))))
+            self.execute(self.core.link_released(key, "CNN shutting down"))
+        for conn in list(self.links.values()):
+            conn.close("CNN shutting down")
+        for handle in self.timers.values():
+            handle.cancel()
+        self.timers.clear()
+        for server in self.servers:
+            with contextlib.suppress(Exception):
+                await server.wait_closed()
+        return left
+
+
+# --- process ----------------------------------------------------------------------------------
+
+
+def _open_log(conf: dict[str, Any]) -> TextIO | None:
+    path = conf["log"]["file"]
+    if not path:
+        return None
+    return open(path, "a", encoding="utf-8", buffering=1)  # kept open for the process
+
+
+def _setup_logging(conf: dict[str, Any]) -> TextIO | None:
+    stream = _open_log(conf)
+    klog.setup(conf["log"]["level"], conf["log"]["format"], stream)
+    return stream
+
+
+def _check_listen(config_path: str, conf: dict[str, Any]) -> None:
+    from kmed.diameter.transport import sctp_available
+
+    for ep in conf["nas"]["listen"]:
+        if ep.transport == "tls":
+            raise cfg.ConfigError(config_path, "nas.listen", "tcp:// or sctp:// addresses (no TLS on the UE link)",
+                                  str(ep))
+        if ep.transport == "sctp" and not sctp_available():
+            raise cfg.ConfigError(config_path, "nas.listen", "tcp:// (this kernel has no SCTP)", str(ep))
+
+
+async def serve(config_path: str, conf: dict[str, Any]) -> int:
+    """Run until SIGTERM/SIGINT; returns the exit status."""
+    from kmed.diameter.client import DiameterClient
+    from kmed.diameter.node import LocalNode
+    from kmed.diameter.transport import make_ssl_context
+
+    log = klog.get("cnn")
+    dia = conf["diameter"]
+    ssl_context = None
+    if any(ep.transport == "tls" for ep in dia["connect"]):
+        ssl_context = make_ssl_context(server_side=False, cert=dia["tls_cert"], key=dia["tls_key"], ca=dia["tls_ca"])
+    node = LocalNode(dia["origin_host"], dia["origin_realm"], product_name="kmed-cnn")
+    client = DiameterClient(node, dia["connect"], dia["destination_realm"], dia["destination_host"],
+                            request_timeout=dia["request_timeout_s"], watchdog=dia["watchdog_s"],
+                            ssl_context=ssl_context, max_message_size=dia["max_message_size"])
+    metrics = None
+    metrics_server = None
+    if conf["metrics"]["listen"] is not None:
+        from kmed import metrics as km
+
+        registry = km.Registry()
+        metrics = km.cnn_metrics(registry)
+        host, port = conf["metrics"]["listen"]
+        metrics_server = await km.start_metrics_server(host, port, registry)
+    daemon = CnnDaemon(conf, client, metrics)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, lambda: _reload(config_path, daemon))
+    await client.start(wait_connected=False)  # the UE link opens even while the HSS is away: #17 meanwhile
+    try:
+        endpoints = await daemon.listen()
+    except OSError as exc:
+        log.error("cnn_listen_failed", error=str(exc))
+        await client.close()
+        return 1
+    log.info("cnn_ready", listen=endpoints, hss=[str(ep) for ep in dia["connect"]], pid=os.getpid())
+    systemd.ready(f"listening on {', '.join(endpoints)}")
+    watchdog = systemd.start_watchdog(stop)
+    peer_metrics = None
+    if metrics is not None:
+        def tick() -> None:
+            nonlocal peer_metrics
+            daemon.update_peer_metrics()
+            peer_metrics = loop.call_later(1.0, tick)
+
+        tick()
+    await stop.wait()
+    systemd.stopping()
+    t0 = time.monotonic()
+    log.info("cnn_stopping", procedures=daemon.core.table.procedures)
+    left = await daemon.drain(conf["cnn"]["drain_timeout_s"])
+    await client.close()
+    if peer_metrics is not None:
+        peer_metrics.cancel()
+    if metrics_server is not None:
+        metrics_server.close()
+    if watchdog is not None:
+        watchdog.cancel()
+    stats = daemon.core.stats
+    log.info("cnn_stopped", drained_s=round(time.monotonic() - t0, 3), released=left, nas_in=stats.nas_in,
+             nas_out=stats.nas_out, integrity_failures=stats.integrity_failures, replays=stats.replays,
+             undecodable=stats.undecodable)
+    return 0
+
+
+def _reload(config_path: str, daemon: CnnDaemon) -> None:
+    """SIGHUP: re-read the configuration's ``[log]`` section (and reopen ``log.file``)."""
+    systemd.reloading()
+    try:
+        conf = cfg.load(config_path, cfg.CNN_SCHEMA)
+    except cfg.ConfigError as exc:
+        daemon.log.error("cnn_reload_failed", error=str(exc))
+    else:
+        _setup_logging(conf)  # the previous file stays open for loggers still bound to it
+        daemon.log = klog.get("cnn").bind()
+        daemon.core.debug = conf["log"]["level"] == "debug"
+        daemon.log.info("cnn_reloaded", level=conf["log"]["level"])
+    systemd.ready()
+
+
+def main(config_path: str) -> int:
+    """Entry point of ``kmed cnn``: 0 after a clean stop, 1 when it could not run, 2 for a bad
+    configuration (the message names the file and the key)."""
+    try:
+        conf = cfg.load(config_path, cfg.CNN_SCHEMA)
+        _check_listen(config_path, conf)
+    except cfg.ConfigError as exc:
+        print(f"kmed: {exc}", file=sys.stderr)
+        return 2
+    try:
+        _setup_logging(conf)
+    except OSError as exc:
+        print(f"kmed: {config_path}: key 'log.file': cannot open {Path(conf['log']['file'])}: {exc.strerror}",
+              file=sys.stderr)
+        return 2
+    from kmed.diameter.transport import install_uvloop
+
+    install_uvloop()
+    try:
+        return asyncio.run(serve(config_path, conf))
+    except OSError as exc:
+        klog.get("cnn").error("cnn_failed", error=f"{type(exc).__name__}: {exc}")
+        return 1
+
