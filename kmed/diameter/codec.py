@@ -103,7 +103,7 @@ def decode(buf: bytes | bytearray | memoryview, max_size: int = DEFAULT_MAX_SIZE
     try:
         if flags & d.FLAGS_RESERVED or (flags & d.FLAG_R and flags & d.FLAG_E):
             raise DecodeError(d.DIAMETER_INVALID_HDR_BITS, "reserved command flag bits set or E on a request")
-        msg._keys, msg._offs = scan(buf, 20, n)
+        scan(buf, 20, n, msg._keys, msg._offs)
         if validate:
             msg.unknown_mandatory = msg.validate()
     except DecodeError as err:

@@ -76,7 +76,7 @@ class Avp:
             flags = df.flags if df is not None else 0
         self.code = code
         self.vendor = vendor
-        self.flags = (flags & 0x7F) | (d.AVP_FLAG_V if vendor else 0)
+        self.flags = (flags & 0x60) | (d.AVP_FLAG_V if vendor else 0)  # M, P as given; V follows the vendor
         self.data = bytes(data)
 
     @property
@@ -234,16 +234,18 @@ def _failed_for_length(buf: bytes, pos: int, end: int) -> Avp:
     if not flags & d.AVP_FLAG_V:
         vendor = 0
     reading = _BY_KEY.get(d.avp_key(code, vendor))
-    return Avp(code, vendor, flags & 0x7F, b"\0" * (reading[2] if reading is not None else 0))
+    return Avp(code, vendor, flags & 0x60, b"\0" * (reading[2] if reading is not None else 0))
 
 
-def scan(buf: bytes, pos: int, end: int) -> tuple[list[int], list[int]]:
+def scan(buf: bytes, pos: int, end: int, keys: list[int] | None = None,
+         offs: list[int] | None = None) -> tuple[list[int], list[int]]:
     """Index the AVPs of ``buf[pos:end]`` (RFC 6733 §4.1): their keys and header offsets.
 
     Checks every AVP length (>= 8, >= 12 with V, within ``end``) and the reserved flag bits
-    (3009); raises :class:`DecodeError`. ``pos`` is the first AVP's offset, 4-aligned."""
-    keys: list[int] = []
-    offs: list[int] = []
+    (3009); raises :class:`DecodeError`. ``pos`` is the first AVP's offset, 4-aligned. Given
+    ``keys`` and ``offs`` are filled in place (they hold the AVPs before an error)."""
+    if keys is None or offs is None:
+        keys, offs = [], []
     add_key = keys.append
     add_off = offs.append
     unpack2 = _AVP_HDR.unpack_from
@@ -275,7 +277,7 @@ def scan(buf: bytes, pos: int, end: int) -> tuple[list[int], list[int]]:
         if flags & 0x1F:
             hl = 12 if flags & 0x80 else 8
             raise DecodeError(d.DIAMETER_INVALID_AVP_BITS, "reserved AVP flag bits set",
-                              Avp(code, key >> 32, flags & 0x7F, buf[pos + hl:nxt]))
+                              Avp(code, key >> 32, flags & 0x60, buf[pos + hl:nxt]))
         add_key(key)
         add_off(pos)
         pos = nxt + (-length & 3)
