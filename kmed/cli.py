@@ -19,6 +19,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "kmed.hss.cli",
     "kmed.cnn.cli",
     "kmed.ue.cli",
+    "kmed.load.cli",
     "kmed.demo",
     "kmed.bench",
     "kmed.configcheck",

@@ -387,12 +387,23 @@ LOAD_SCHEMA: Schema = {
         "opc": req(KEY128, secret=True),
         "device_key_seed": req(_hex(16), secret=True),
         "profile": opt(PROFILE, "A"),
+        "ind_bits": opt(_int_range(0, 10), 5, "IND length in SQN = SEQ||IND, as the HSS's"),
     },
     "load": {
         "connections": opt(_int_range(1, 256), 4, "UE link connections (like eNodeBs)"),
         "workers": opt(_int_range(1, 64), 1, "generator processes"),
         "ramp_s": opt(_float_range(0.0, 3600.0), 1.0, "ramp-up of the arrival rate"),
         "timeout_s": opt(_float_range(0.1, 120.0), 10.0, "one procedure's deadline"),
+        "rate_per_s": opt(_float_range(0.001, 1_000_000.0), 100.0, "open-loop arrival rate (--rate)"),
+        "duration_s": opt(_float_range(0.1, 86400.0), 10.0, "measured window (--duration)"),
+        "warmup": opt(BOOL, True, "attach first the UEs that must hold a KME/GUTI for the scenario"),
+        "warmup_concurrency": opt(_int_range(1, 100_000), 200, "UEs attaching at once in warm-up and hold"),
+        "warmup_timeout_s": opt(_float_range(1.0, 86400.0), 300.0, "bound on the warm-up"),
+        "seed": opt(_int_range(0, 2**63 - 1), None, "random seed of arrivals and mix; random when absent"),
+    },
+    "plmn": {
+        "mcc": opt(MCC, None, "serving PLMN (SN id in KASME); default: the IMSI's first 3 digits"),
+        "mnc": opt(MNC, None, "serving PLMN MNC; default: the IMSI's digits 4-5"),
     },
     "mix": {
         "attach": opt(_float_range(0.0, 1000.0), 70.0),
