@@ -32,6 +32,7 @@ from kmed.hss.sqlite_store import SqliteStore, sqlite_path
 from kmed.hss.store import StoreError
 from kmed.hss.token import KEY_LEN
 
+_OK = frozenset({"ok", "resync", "kme_issued", "kme_stored", "kme_already_stored"})
 #: How long SIGTERM waits for in-flight requests and DPA before closing hard.
 STOP_DEADLINE_S = 5.0
 
@@ -46,25 +47,26 @@ class HssService:
         self.committer = committer
         self.max_pending = max_pending
         self.in_flight = 0
-        self.log = klog.get("hss")
+        self.log = klog.get("hss").bind()  # bound once: the lazy proxy re-binds on every call
         self.metrics = metrics
 
     def __call__(self, req: Message, peer: PeerInfo) -> Message | Awaitable[Message]:
         if self.in_flight >= self.max_pending:
             # RFC 6733 §7.1.3: a protocol error; the peer may retry elsewhere or later.
-            self._log({"event": req.name.lower(), "outcome": "too_busy", "imsi": req.get("User-Name")})
-            return self.handlers.result_answer(req, d.DIAMETER_TOO_BUSY)
+            busy = self.handlers.result_answer(req, d.DIAMETER_TOO_BUSY)
+            self._log({"event": req.name.lower(), "outcome": "too_busy", "imsi": req.get("User-Name")}, busy)
+            return busy
         out = self.handlers.handle(req, peer.origin_host)
         if not out.writes:
-            self._log(out.event, out.answer)
+            self._log(out.event)
             return out.answer
-        return self._commit(req, out)
-
-    async def _commit(self, req: Message, out: Outcome) -> Message:
         self.in_flight += 1
+        return self._commit(req, out, self.committer.submit(out.writes))
+
+    async def _commit(self, req: Message, out: Outcome, committed: asyncio.Future[list[bool]]) -> Message:
         answer = out.answer
         try:
-            flags = await self.committer.submit(out.writes)
+            flags = await committed
             if out.refused is not None and not all(flags):
                 answer = out.refused
                 out.event["outcome"] = "kme_refused_newer_held"
@@ -80,20 +82,20 @@ class HssService:
             self.in_flight -= 1
             if out.reserved is not None:
                 self.handlers.ledger.settle(out.reserved)
-        self._log(out.event, answer)
+        self._log(out.event, answer if answer is not out.answer else None)
         return answer
 
-    def _log(self, event: dict[str, Any], answer: Message | None = None) -> None:
-        fields = dict(event)
-        name = fields.pop("event", "s6a")
-        if answer is not None:
-            res = answer.result()
+    def _log(self, event: dict[str, Any], replaced: Message | None = None) -> None:
+        """One log line per request; ``replaced``: the answer sent instead of the handler's."""
+        name = event.pop("event", "s6a")
+        if replaced is not None:
+            res = replaced.result()
             if res is not None:
-                fields["result"] = d.result_name(res[1], res[0])
-        ok = fields.get("outcome") in ("ok", "resync", "kme_issued", "kme_stored", "kme_already_stored")
-        (self.log.info if ok else self.log.warning)(name, **fields)
+                event["result"] = d.result_name(res[1], res[0])
+        ok = event.get("outcome") in _OK
+        (self.log.info if ok else self.log.warning)(name, **event)
         if self.metrics is not None:
-            self._count(name, fields)
+            self._count(name, event)
 
     def _count(self, name: str, fields: dict[str, Any]) -> None:
         m = self.metrics
@@ -172,7 +174,7 @@ async def serve(config_path: str, conf: dict[str, Any]) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, lambda: _reload(config_path, server, log))
+    loop.add_signal_handler(signal.SIGHUP, lambda: _reload(config_path, server, service))
     try:
         await server.start()
     except OSError as exc:
@@ -200,17 +202,18 @@ async def serve(config_path: str, conf: dict[str, Any]) -> int:
     return 0
 
 
-def _reload(config_path: str, server: Any, log: Any) -> None:
-    """SIGHUP: re-read the configuration; apply allowed_peers and log settings."""
+def _reload(config_path: str, server: Any, service: HssService) -> None:
+    """SIGHUP: re-read the configuration; apply allowed_peers and the log settings."""
     systemd.reloading()
     try:
         conf = cfg.load(config_path, cfg.HSS_SCHEMA)
     except cfg.ConfigError as exc:
-        log.error("hss_reload_failed", error=str(exc))
+        service.log.error("hss_reload_failed", error=str(exc))
     else:
         _setup_logging(conf)
+        service.log = klog.get("hss").bind()
         server.reload_allowed_peers(conf["diameter"]["allowed_peers"])
-        log.info("hss_reloaded", allowed_peers=conf["diameter"]["allowed_peers"])
+        service.log.info("hss_reloaded", allowed_peers=conf["diameter"]["allowed_peers"])
     systemd.ready()
 
 

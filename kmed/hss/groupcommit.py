@@ -35,6 +35,7 @@ class GroupCommitter:
         self._open_store = open_store
         self._max_batch = max_batch
         self._queue: collections.deque[_Item] = collections.deque()
+        self._staged: list[_Item] = []
         self._cv = threading.Condition()
         self._closing = False
         self._thread: threading.Thread | None = None
@@ -57,7 +58,7 @@ class GroupCommitter:
     @property
     def pending(self) -> int:
         """Requests queued and not yet picked up by the writer."""
-        return len(self._queue)
+        return len(self._queue) + len(self._staged)
 
     def submit(self, writes: Sequence[Write]) -> asyncio.Future[list[bool]]:
         """Queue ``writes`` (applied atomically together); the future resolves after commit
@@ -67,16 +68,25 @@ class GroupCommitter:
         if not writes:
             fut.set_result([])
             return fut
-        with self._cv:
-            if self._closing:
-                fut.set_exception(CommitFailed("the store is closing"))
-                return fut
-            self._queue.append((writes, fut))
-            self._cv.notify()
+        if self._closing:
+            fut.set_exception(CommitFailed("the store is closing"))
+            return fut
+        # Staged on the loop thread and handed to the writer once per loop iteration: one
+        # lock and one wake-up for all the requests a burst of received data produced.
+        self._staged.append((writes, fut))
+        if len(self._staged) == 1:
+            self._loop.call_soon(self._hand_over)
         return fut
+
+    def _hand_over(self) -> None:
+        staged, self._staged = self._staged, []
+        with self._cv:
+            self._queue.extend(staged)
+            self._cv.notify()
 
     async def close(self) -> None:
         """Commit what is queued, then stop the thread."""
+        self._hand_over()
         with self._cv:
             self._closing = True
             self._cv.notify()

@@ -29,6 +29,9 @@ from kmed.hss.token import TokenInvalid, make_token, verify_token
 _SCHEME_CODE = {"A": d.KME_SCHEME_ECIES_PROFILE_A, "B": d.KME_SCHEME_ECIES_PROFILE_B}
 _VSAI = ("Vendor-Specific-Application-Id", [("Vendor-Id", d.VENDOR_3GPP), ("Auth-Application-Id", d.APP_S6A)])
 _NO_STATE = ("Auth-Session-State", d.AUTH_SESSION_STATE_NO_STATE_MAINTAINED)
+_BINDING_NAMES = dict(d.avp("KME-Binding").values)
+_STATUS_NAMES = dict(d.avp("KME-Status").values)
+_SUCCESS = d.result_name(d.DIAMETER_SUCCESS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,14 +128,20 @@ class S6aHandlers:
                 return self._ulr(req, peer)
         except DecodeError as err:  # a value that does not convert (bad UTF-8, wrong size)
             failed = [err.failed_avp] if err.failed_avp is not None else None
-            return Outcome(self.result_answer(req, err.result_code, failed), event=self._event(req, "invalid_avp"))
-        return Outcome(
-            self.result_answer(req, d.DIAMETER_COMMAND_UNSUPPORTED), event=self._event(req, "command_unsupported")
-        )
+            answer = self.result_answer(req, err.result_code, failed)
+            return Outcome(answer, event=self._event(req, "invalid_avp", answer))
+        answer = self.result_answer(req, d.DIAMETER_COMMAND_UNSUPPORTED)
+        return Outcome(answer, event=self._event(req, "command_unsupported", answer))
 
     @staticmethod
-    def _event(req: Message, outcome: str, **fields: Any) -> dict[str, Any]:
-        return {"event": req.name.lower(), "outcome": outcome, **fields}
+    def _event(req: Message, outcome: str, answer: Message | None = None, **fields: Any) -> dict[str, Any]:
+        """Log fields of a request's outcome (``result`` named from ``answer`` when given)."""
+        event = {"event": req.name.lower(), "outcome": outcome, **fields}
+        if answer is not None:
+            res = answer.result()
+            if res is not None:
+                event["result"] = d.result_name(res[1], res[0])
+        return event
 
     # --- answers --------------------------------------------------------------------
 
@@ -255,13 +264,14 @@ class S6aHandlers:
                 _VSAI, ("Result-Code", d.DIAMETER_SUCCESS), _NO_STATE, *self._origin,
                 ("Authentication-Info", vectors), *kme_avps,
             ])
-            event = self._event(req, outcome, imsi=imsi, step=step, vectors=count, sqn=sqns[-1],
-                                kme_binding=d.avp("KME-Binding").values[binding])
+            event = {"event": "air", "outcome": outcome, "imsi": imsi, "step": step, "vectors": count,
+                     "sqn": sqns[-1], "kme_binding": _BINDING_NAMES[binding], "result": _SUCCESS}
             if step == 2:
-                event["kme_status"] = d.avp("KME-Status").values[kme_avps[0][1]]
+                event["kme_status"] = _STATUS_NAMES[kme_avps[0][1]]
             return Outcome(answer, writes, reserved=imsi, event=event)
         except _Reject as rej:
-            return Outcome(rej.answer, rej.writes, event=self._event(req, rej.outcome, imsi=imsi, step=step))
+            event = self._event(req, rej.outcome, rej.answer, imsi=imsi, step=step)
+            return Outcome(rej.answer, rej.writes, event=event)
 
     def _resync(self, req: Message, info: AvpGroup | None, k: bytes, opc: bytes, sqn_he: int,
                 resync: bytes) -> int:
@@ -374,12 +384,12 @@ class S6aHandlers:
             ]
             if not flags & d.ULR_SKIP_SUBSCRIBER_DATA:
                 avps.append(("Subscription-Data", SUBSCRIPTION_DATA))
-            event = self._event(req, outcome, imsi=imsi, imei=imei)
+            event = self._event(req, outcome, imsi=imsi, imei=imei, result=_SUCCESS)
             if step is not None:
                 event["step"] = step
             return Outcome(Message.answer_to(req, avps), writes, refused=refused, event=event)
         except _Reject as rej:
-            event = self._event(req, rej.outcome, imsi=imsi)
+            event = self._event(req, rej.outcome, rej.answer, imsi=imsi)
             if step is not None:
                 event["step"] = step
             return Outcome(rej.answer, rej.writes, event=event)

@@ -2,7 +2,8 @@
 admin operations. One implementation today (:mod:`kmed.hss.sqlite_store`); a PostgreSQL one
 implements the same :class:`Store` protocol.
 
-Records hold secrets (K, OPc, KME): their ``repr`` never shows them.
+Records hold secrets (K, OPc, KME): their ``repr`` never shows them. They are plain slotted
+dataclasses (not frozen: construction is on the hot path); treat them as read-only.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ class NotFound(StoreError):
     """A record the operation needs does not exist."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class StoredKme:
     """The KME held for an IMSI (seed step 13): issued for ``imei`` at ``issued_at`` (µs)."""
 
@@ -37,7 +38,7 @@ class StoredKme:
         return f"StoredKme(imei={self.imei}, issued_at={self.issued_at}, <kme redacted>)"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Subscriber:
     """A subscription: K, OPc, AMF, the highest SQN handed out, and the KME held (if any)."""
 
@@ -52,7 +53,7 @@ class Subscriber:
         return f"Subscriber(imsi={self.imsi}, amf={self.amf.hex()}, sqn={self.sqn}, <keys redacted>)"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Device:
     """A device: its IMEI, ECIES profile ("A" X25519, "B" P-256) and raw public key."""
 
@@ -64,7 +65,7 @@ class Device:
 # --- writes: queued by the handlers, committed in groups before the answer goes out --------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SetSqn:
     """Persist the highest SQN handed out (reserved before the vectors are answered)."""
 
@@ -72,7 +73,7 @@ class SetSqn:
     sqn: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class StoreKme:
     """Store a KME for an IMSI if ``issued_at`` is newer than the one held (seed step 13).
 
@@ -92,7 +93,7 @@ class StoreKme:
         return f"StoreKme(imsi={self.imsi}, imei={self.imei}, issued_at={self.issued_at}, <kme redacted>)"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class AuditKme:
     """One row of the KME audit trail: ``event`` is issued, stored or refused. No secrets:
     the KME appears as its fingerprint only."""
@@ -107,7 +108,7 @@ class AuditKme:
     peer: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SetLocation:
     """The serving node and terminal seen in the last ULR (TS 29.272 §5.2.1.1.3)."""
 
