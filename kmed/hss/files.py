@@ -29,18 +29,19 @@ def private_umask() -> Iterator[None]:
         os.umask(old)
 
 
-def ensure_private_file(path: Path) -> None:
-    """Create ``path`` empty with mode 0600 if missing (parents 0700); tighten an existing
-    file that group or others can read to 0600."""
-    with private_umask():
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(path, os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, SECRET_MODE)
-        try:
-            mode = stat.S_IMODE(os.fstat(fd).st_mode)
-            if mode & 0o077:
-                os.fchmod(fd, mode & 0o700)
-        finally:
-            os.close(fd)
+def tighten(path: Path) -> None:
+    """Make an existing ``path`` owner-only if group or others have any access.
+
+    By path (chmod), never by opening the file: closing any descriptor of a file drops every
+    POSIX lock this process holds on it, which would break SQLite's locking of a database
+    another connection of this process has open.
+    """
+    try:
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        return
+    if mode & 0o077:
+        os.chmod(path, mode & 0o700)
 
 
 def write_private(path: Path, data: bytes, exclusive: bool = False) -> None:
@@ -75,7 +76,7 @@ def load_or_create_key(path: Path, length: int = 32) -> bytes:
             pass
         finally:
             tmp.unlink(missing_ok=True)
-    ensure_private_file(path)
+    tighten(path)
     data = path.read_bytes()
     if len(data) != length:
         raise ValueError(f"{path}: expected a {length}-octet key, found {len(data)} octets")

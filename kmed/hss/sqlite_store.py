@@ -19,7 +19,7 @@ from typing import Any
 
 from kmed.crypto.kme import fingerprint
 from kmed.hss import migrations
-from kmed.hss.files import ensure_private_file, private_umask
+from kmed.hss.files import private_umask, tighten
 from kmed.hss.store import (
     AuditKme,
     Device,
@@ -55,7 +55,11 @@ class SqliteStore:
         if synchronous not in SYNCHRONOUS:
             raise ValueError(f"synchronous must be one of {SYNCHRONOUS}")
         self.path = Path(path)
-        ensure_private_file(self.path)
+        with private_umask():
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        tighten(self.path)
+        # umask 077 while SQLite creates the database (mode 0600); it gives -wal and -shm the
+        # database file's mode. The files are never opened outside SQLite (see files.tighten).
         with private_umask():
             self._db = sqlite3.connect(
                 self.path, isolation_level=None, check_same_thread=False, cached_statements=64
@@ -71,9 +75,7 @@ class SqliteStore:
             if migrate:
                 migrations.migrate(db)
         for suffix in ("-wal", "-shm"):
-            side = self.path.with_name(self.path.name + suffix)
-            if side.exists():
-                ensure_private_file(side)
+            tighten(self.path.with_name(self.path.name + suffix))
 
     def close(self) -> None:
         self._db.close()

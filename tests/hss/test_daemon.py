@@ -1,0 +1,265 @@
+"""The HSS daemon as a real process on loopback, with a real SQLite file: S6a over TCP,
+admin while serving, restarts, SIGKILL, peers, configuration errors, file modes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import stat
+import struct
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kmed.config import parse_endpoint
+from kmed.crypto import ecies
+from kmed.crypto import kme as kmefn
+from kmed.diameter import codec
+from kmed.diameter import dictionary as d
+from kmed.diameter.client import DiameterClient
+from kmed.diameter.message import Message
+from kmed.diameter.node import LocalNode
+from tests.hss.conftest import IMEI, IMSI, OPC, PLMN, K
+from tests.hss.proc import HssProcess, kmed
+from tests.hss.test_s6a import check_vector, vectors
+
+pytestmark = pytest.mark.timeout(180)
+
+
+@pytest.fixture
+def hss(tmp_path: Path) -> Iterator[HssProcess]:
+    h = HssProcess(tmp_path / "hss")
+    h.provision_subscriber(IMSI)
+    h.start()
+    yield h
+    h.kill()
+
+
+def air(imsi: str = IMSI, extra: list[Any] | None = None, vectors: int = 1) -> Message:
+    return Message.request("AIR", None, [
+        ("Session-Id", f"mme.localdomain;{os.urandom(4).hex()}"), ("Auth-Session-State", 1),
+        ("User-Name", imsi), ("Visited-PLMN-Id", PLMN),
+        ("Requested-EUTRAN-Authentication-Info", [("Number-Of-Requested-Vectors", vectors)]), *(extra or []),
+    ])
+
+
+def ulr(imsi: str = IMSI, extra: list[Any] | None = None) -> Message:
+    return Message.request("ULR", None, [
+        ("Session-Id", f"mme.localdomain;{os.urandom(4).hex()}"), ("Auth-Session-State", 1),
+        ("User-Name", imsi), ("RAT-Type", 1004), ("ULR-Flags", 0x22), ("Visited-PLMN-Id", PLMN),
+        ("Terminal-Information", [("IMEI", IMEI), ("Software-Version", "01")]), *(extra or []),
+    ])
+
+
+async def exchange(port: int, *requests: Message) -> list[Message]:
+    client = DiameterClient(LocalNode("mme.localdomain", "localdomain"), [parse_endpoint(f"tcp://127.0.0.1:{port}")],
+                            "localdomain", "hss.localdomain")
+    await client.start(timeout=10)
+    try:
+        return [await client.request(r, 10) for r in requests]
+    finally:
+        await client.close()
+
+
+def talk(port: int, *requests: Message) -> list[Message]:
+    return asyncio.run(exchange(port, *requests))
+
+
+def test_air_over_tcp_and_admin_while_serving(hss: HssProcess, tmp_path: Path) -> None:
+    (a,) = talk(hss.port, air(vectors=2))
+    assert a.result() == (0, d.DIAMETER_SUCCESS)
+    for v in vectors(a):
+        _sqn, kasme = check_vector(v)
+        assert v.get("KASME") == kasme
+    # admin writes while the HSS serves are seen at once: a new subscriber, device and pair.
+    other = "001010000000777"
+    (unknown,) = talk(hss.port, air(other))
+    assert unknown.experimental_result() == (d.VENDOR_3GPP, d.DIAMETER_ERROR_USER_UNKNOWN)
+    hss.provision_subscriber(other)
+    (known,) = talk(hss.port, air(other))
+    assert known.result() == (0, d.DIAMETER_SUCCESS)
+    kme_request = [("KME-Request", 1), ("Terminal-Information", [("IMEI", IMEI)])]
+    (no_device,) = talk(hss.port, air(extra=kme_request))
+    assert no_device.experimental_result() == (d.VENDOR_KMED, d.DIAMETER_ERROR_KME_DEVICE_UNKNOWN)
+    priv_pem, pub_pem = tmp_path / "me.key", tmp_path / "me.pub"
+    keys = kmed("keys", "gen", "--profile", "A", "--private-key", str(priv_pem), "--public-key", str(pub_pem))
+    assert keys.returncode == 0
+    assert hss.admin("device", "add", "--imei", IMEI, "--public-key", str(pub_pem)).returncode == 0
+    (not_allowed,) = talk(hss.port, air(extra=kme_request))
+    assert not_allowed.experimental_result() == (d.VENDOR_KMED, d.DIAMETER_ERROR_KME_PAIR_NOT_ALLOWED)
+    assert hss.admin("pair", "allow", "--imsi", IMSI, "--imei", IMEI).returncode == 0
+    (issued,) = talk(hss.port, air(extra=kme_request))
+    assert issued.result() == (0, d.DIAMETER_SUCCESS)
+    profile, private = ecies.load_private_key_pem(priv_pem.read_bytes())
+    kme = issued.get("KME")
+    assert ecies.decrypt(profile, private, issued.get("Encrypted-KME")) == kme
+    v = vectors(issued)[0]
+    assert v.get("KASME") == kmefn.bound_kasme(check_vector(v)[1], kme)
+    token = issued.get("KME-Token")
+    forged = bytearray(token)
+    forged[3] ^= 1
+    bad_token, bad_kme, good, replay = talk(
+        hss.port,
+        ulr(extra=[("KME", kme), ("KME-Token", bytes(forged))]),
+        ulr(extra=[("KME", kmefn.new_kme()), ("KME-Token", token)]),
+        ulr(extra=[("KME", kme), ("KME-Token", token)]),
+        ulr(extra=[("KME", kme), ("KME-Token", token)]),
+    )
+    assert bad_token.experimental_result() == (d.VENDOR_KMED, d.DIAMETER_ERROR_KME_TOKEN_INVALID)
+    assert bad_kme.experimental_result() == (d.VENDOR_KMED, d.DIAMETER_ERROR_KME_TOKEN_INVALID)
+    assert good.result() == (0, d.DIAMETER_SUCCESS) and good.get("ULA-Flags") == 1
+    assert replay.result() == (0, d.DIAMETER_SUCCESS)  # the same ULR again: idempotent
+    shown = json.loads(hss.admin("show", "--imsi", IMSI).stdout)
+    assert shown["kme_fingerprint"] == kmefn.fingerprint(kme) and shown["kme_imei"] == IMEI
+    assert [e["event"] for e in shown["kme_audit"]][:3] == ["stored", "refused", "refused"]
+    # KME-Check over the stored KME now matches, and the vector is bound to it.
+    identity = bytes.fromhex("0910101000000010")
+    (match,) = talk(hss.port, air(extra=[("KME-Check", kmefn.kme_check(kme, identity)),
+                                         ("KME-Check-Identity", identity)]))
+    assert match.get("KME-Status") == d.KME_STATUS_MATCH
+    v = vectors(match)[0]
+    assert v.get("KME-Binding") == d.KME_BINDING_BOUND_TO_CURRENT
+    assert v.get("KASME") == kmefn.bound_kasme(check_vector(v)[1], kme)
+    # the log has one event per request, with the seed step, and no secret
+    assert hss.stop() == 0
+    log = hss.log.read_text()
+    events = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
+    steps = [(e["event"], e.get("step"), e["outcome"]) for e in events
+             if e.get("component") == "hss" and "outcome" in e]
+    assert ("air", 4, "kme_issued") in steps and ("ulr", 13, "kme_stored") in steps
+    assert ("ulr", 13, "token_invalid") in steps
+    for secret in (K, OPC, kme, token):
+        assert secret.hex() not in log
+
+
+def sqn_of(answer: Message) -> int:
+    return check_vector(vectors(answer)[0])[0]
+
+
+def test_sqn_increases_across_restart(hss: HssProcess) -> None:
+    answers = talk(hss.port, *[air() for _ in range(5)])
+    sqns = [sqn_of(a) for a in answers]
+    assert sqns == sorted(set(sqns))
+    assert hss.stop() == 0
+    hss.start()
+    (after,) = talk(hss.port, air())
+    assert sqn_of(after) > sqns[-1]
+
+
+def test_store_and_key_files_are_private(hss: HssProcess) -> None:
+    talk(hss.port, air())
+    for p in (hss.store, hss.store.with_name("hss.sqlite-wal"), hss.store.with_name("hss.sqlite.token-key")):
+        assert stat.S_IMODE(os.stat(p).st_mode) == 0o600, p
+
+
+def _raw_cer(origin_host: str) -> bytes:
+    cer = Message.request("CER", None, [
+        ("Origin-Host", origin_host), ("Origin-Realm", "localdomain"), ("Host-IP-Address", "127.0.0.1"),
+        ("Vendor-Id", 32473), ("Product-Name", "test"), ("Auth-Application-Id", d.APP_S6A),
+    ], hop_by_hop=1, end_to_end=1)
+    return codec.encode(cer)
+
+
+def _read_message(sock: socket.socket) -> Message:
+    buf = b""
+    for _ in range(1000):
+        n = codec.frame_length(buf)
+        if n is not None and len(buf) >= n:
+            return codec.decode(buf[:n])
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        buf += chunk
+    raise AssertionError("no complete message")
+
+
+def test_unknown_peer_refused(hss: HssProcess) -> None:
+    with socket.create_connection(("127.0.0.1", hss.port), timeout=10) as s:
+        s.sendall(_raw_cer("intruder.localdomain"))
+        cea = _read_message(s)
+    assert cea.result_code() == d.DIAMETER_UNKNOWN_PEER
+
+
+class _Burst(asyncio.Protocol):
+    """Pipelined AIRs over one connection; records the SQN of every AIA received."""
+
+    def __init__(self, imsis: list[str], template: bytes, imsi_at: int, stop_after: int,
+                 on_threshold: Any) -> None:
+        self.imsis, self.template, self.imsi_at = imsis, bytearray(template), imsi_at
+        self.stop_after, self.on_threshold = stop_after, on_threshold
+        self.buf = bytearray()
+        self.sqns: dict[str, list[int]] = {i: [] for i in imsis}
+        self.hbh_imsi: dict[int, str] = {}
+        self.sent = 0
+        self.open = False
+        self.closed = asyncio.get_running_loop().create_future()
+        self.transport: Any = None
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+        transport.write(_raw_cer("mme.localdomain"))
+
+    def send(self, n: int) -> None:
+        out = bytearray()
+        for _ in range(n):
+            self.sent += 1
+            imsi = self.imsis[self.sent % len(self.imsis)]
+            self.template[self.imsi_at:self.imsi_at + len(imsi)] = imsi.encode()
+            self.template[12:16] = struct.pack(">I", self.sent)
+            self.hbh_imsi[self.sent] = imsi
+            out += self.template
+        self.transport.write(bytes(out))
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        while (n := codec.frame_length(self.buf)) is not None and len(self.buf) >= n:
+            msg = codec.decode(bytes(self.buf[:n]))
+            del self.buf[:n]
+            if not self.open:
+                self.open = True
+                self.send(64)
+                continue
+            if msg.result_code() == d.DIAMETER_SUCCESS:
+                imsi = self.hbh_imsi[msg.hop_by_hop]
+                self.sqns[imsi].append(sqn_of(msg))
+                answered = sum(len(v) for v in self.sqns.values())
+                if answered == self.stop_after:
+                    self.on_threshold()
+                self.send(1)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+
+def test_sigkill_during_burst_loses_no_answered_sqn(hss: HssProcess) -> None:
+    imsis = [f"00101000000{i:04d}" for i in range(100, 104)]
+    for imsi in imsis:
+        hss.provision_subscriber(imsi)
+    template = codec.encode(air(imsis[0]))
+    imsi_at = template.index(imsis[0].encode())
+    assert hss.proc is not None
+    pid = hss.proc.pid
+
+    async def burst() -> _Burst:
+        loop = asyncio.get_running_loop()
+        _, proto = await loop.create_connection(
+            lambda: _Burst(imsis, template, imsi_at, 300, lambda: os.kill(pid, 9)), "127.0.0.1", hss.port)
+        await asyncio.wait_for(proto.closed, 60)
+        return proto
+
+    proto = asyncio.run(burst())
+    hss.kill()
+    answered = proto.sqns
+    assert sum(len(v) for v in answered.values()) >= 300
+    hss.start()
+    for imsi in imsis:
+        (a,) = talk(hss.port, air(imsi))
+        assert a.result() == (0, d.DIAMETER_SUCCESS)
+        got = answered[imsi]
+        assert got == sorted(set(got)), "SQNs answered for one IMSI are strictly increasing"
+        assert sqn_of(a) > max(got), f"{imsi}: an answered SQN was not durable"
