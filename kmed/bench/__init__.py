@@ -13,6 +13,7 @@ from typing import Any
 #: Benchmark name -> module; ``all`` runs them in this order.
 BENCHMARKS: dict[str, str] = {
     "diameter-codec": "kmed.bench.diameter_codec",
+    "diameter": "kmed.bench.diameter",
     "crypto": "kmed.bench.crypto",
 }
 
