@@ -447,6 +447,7 @@ class Cnn:
         self.plmn_id = kdf.plmn_id(settings.mcc, settings.mnc)
         self._tai_list = tai_list(settings.mcc, settings.mnc, [settings.tac])
         self._t3412 = gprs_timer(settings.t3412_s)
+        self._default_bearer = esm.activate_default_bearer_request()  # no user plane: the same for every UE
         self._tokens = itertools.count(1)
         self._session_prefix = f"{settings.origin_host};{int(time.time()) & 0xFFFFFFFF};"
         self._sessions = itertools.count(1)
@@ -893,7 +894,7 @@ class Cnn:
                 "eps_attach_result": _EPS_ONLY,
                 "t3412_value": self._t3412,
                 "tai_list": self._tai_list,
-                "esm_message_container": esm.activate_default_bearer_request(),
+                "esm_message_container": self._default_bearer,
                 "guti": guti,
             })
         else:
