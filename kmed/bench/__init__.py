@@ -15,6 +15,7 @@ BENCHMARKS: dict[str, str] = {
     "diameter-codec": "kmed.bench.diameter_codec",
     "diameter": "kmed.bench.diameter",
     "crypto": "kmed.bench.crypto",
+    "hss": "kmed.bench.hss",
 }
 
 
