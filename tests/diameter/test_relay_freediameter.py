@@ -95,9 +95,10 @@ ConnectPeer = "{HSS}" {{ ConnectTo = "127.0.0.1"; Port = {hss_port}; No_TLS; }};
 
 
 @contextlib.contextmanager
-def freediameter_relay(tmp: Path, hss_port: int) -> Iterator[Relay]:
+def freediameter_relay(tmp: Path, hss_port: int, port: int | None = None) -> Iterator[Relay]:
+    """freeDiameterd relaying to the kmed HSS on ``hss_port``, listening on ``port`` (free if None)."""
     binary = require_tool("freeDiameterd")
-    port = free_port()
+    port = port or free_port()
     conf = write_relay_conf(tmp, port, hss_port)
     log = tmp / "freeDiameterd.log"
     with log.open("wb") as out:
@@ -121,9 +122,10 @@ def relay_log_tail(relay: Relay, lines: int = 40) -> str:
     return "\n".join(text[-lines:])
 
 
-async def exchange_through_relay(tmp: Path, rounds: int = 20) -> list[Message]:
+async def exchange_through_relay(tmp: Path, rounds: int = 20, pipelined: int = 50, *, hss_port: int = 0,
+                                 relay_port: int | None = None) -> list[Message]:
     """Start a kmed HSS, freeDiameterd relaying to it and a kmed MME client; run AIR/AIA and
-    ULR/ULA ``rounds`` times. Returns the requests the HSS saw."""
+    ULR/ULA ``rounds`` times, then ``pipelined`` AIRs at once. Returns the requests the HSS saw."""
     seen: list[Message] = []
 
     def handler(req: Message, peer: PeerInfo) -> Message:
@@ -131,8 +133,8 @@ async def exchange_through_relay(tmp: Path, rounds: int = 20) -> list[Message]:
         assert peer.origin_host == RELAY  # the HSS's peer is the relay, not the MME
         return s6a_handler(req, peer)
 
-    server = await serve(handler, allowed=(RELAY,))
-    with freediameter_relay(tmp, server.ports[0]) as relay:
+    server = await serve(handler, allowed=(RELAY,), port=hss_port)
+    with freediameter_relay(tmp, server.ports[0], relay_port) as relay:
         try:
             # the relay connects to the HSS after a random 0-4 s (freeDiameter's first Tc)
             await wait_for(lambda: server.peers.get(RELAY) is PeerState.OKAY or relay.proc.poll() is not None,
@@ -154,7 +156,7 @@ async def exchange_through_relay(tmp: Path, rounds: int = 20) -> list[Message]:
                 ula = await client.request(make_ulr(i))
                 assert ula.result_code() == d.DIAMETER_SUCCESS and ula.command_code == d.CMD_ULA
             # pipelined too
-            answers = await asyncio.gather(*(client.request(make_air(1000 + i)) for i in range(50)))
+            answers = await asyncio.gather(*(client.request(make_air(1000 + i)) for i in range(pipelined)))
             assert all(a.result_code() == d.DIAMETER_SUCCESS for a in answers)
             await client.close()
         except BaseException:
