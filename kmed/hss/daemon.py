@@ -17,7 +17,7 @@ import sys
 import time
 from collections.abc import Awaitable
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from kmed import config as cfg
 from kmed import log as klog
@@ -121,8 +121,18 @@ def _policy(hss: dict[str, Any]) -> HssPolicy:
     )
 
 
+_log_file: list[TextIO] = []  # the open [log] file, replaced on SIGHUP (log rotation)
+
+
 def _setup_logging(conf: dict[str, Any]) -> None:
-    klog.setup(conf["log"]["level"], conf["log"]["format"])
+    """Configure structlog; with ``[log] file``, (re)open that file (line-buffered)."""
+    path = conf["log"]["file"]
+    stream = open(path, "a", encoding="utf-8", buffering=1) if path else None  # noqa: SIM115 (kept open)
+    klog.setup(conf["log"]["level"], conf["log"]["format"], stream)
+    while _log_file:
+        _log_file.pop().close()
+    if stream is not None:
+        _log_file.append(stream)
 
 
 async def serve(config_path: str, conf: dict[str, Any]) -> int:
@@ -210,7 +220,10 @@ def _reload(config_path: str, server: Any, service: HssService) -> None:
     except cfg.ConfigError as exc:
         service.log.error("hss_reload_failed", error=str(exc))
     else:
-        _setup_logging(conf)
+        try:
+            _setup_logging(conf)
+        except OSError as exc:
+            service.log.error("hss_reload_failed", error=f"log.file: {exc.strerror}")
         service.log = klog.get("hss").bind()
         server.reload_allowed_peers(conf["diameter"]["allowed_peers"])
         service.log.info("hss_reloaded", allowed_peers=conf["diameter"]["allowed_peers"])
@@ -224,8 +237,13 @@ def main(config_path: str) -> int:
     except cfg.ConfigError as exc:
         print(f"kmed: {exc}", file=sys.stderr)
         return 2
-    _setup_logging(conf)
-    os.umask(0o077)  # the store, its -wal/-shm and the token key: owner only
+    os.umask(0o077)  # the store, its -wal/-shm, the token key and the log file: owner only
+    try:
+        _setup_logging(conf)
+    except OSError as exc:
+        print(f"kmed: {config_path}: key 'log.file': cannot open {conf['log']['file']}: {exc.strerror}",
+              file=sys.stderr)
+        return 2
     from kmed.diameter.transport import install_uvloop
 
     install_uvloop()
