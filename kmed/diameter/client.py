@@ -20,7 +20,16 @@ from kmed.config import Endpoint
 from kmed.diameter.codec import DEFAULT_MAX_SIZE
 from kmed.diameter.message import Message
 from kmed.diameter.node import LocalNode, PeerInfo
-from kmed.diameter.peer import DO_NOT_WANT_TO_TALK_TO_YOU, REBOOTING, Peer, PeerError, PeerState, Pending, Role
+from kmed.diameter.peer import (
+    DO_NOT_WANT_TO_TALK_TO_YOU,
+    REBOOTING,
+    Peer,
+    PeerError,
+    PeerState,
+    Pending,
+    Role,
+    encoded_avps,
+)
 from kmed.diameter.transport import Handler, PeerConnection, RequestTimeout, connect, dispatch_request
 
 __all__ = ["ClientClosed", "DiameterClient", "NoPeerAvailable", "RequestTimeout"]
@@ -157,6 +166,12 @@ class DiameterClient:
         self._ready: asyncio.Event | None = None
         self._orphans: list[Pending] = []
         self._orphan_timer: asyncio.TimerHandle | None = None
+        # RFC 6733 §6.1: what every request needs; added on the wire when the caller left it out
+        fill = [("Origin-Host", node.origin_host), ("Origin-Realm", node.origin_realm)]
+        if destination_host is not None:
+            fill.append(("Destination-Host", destination_host))
+        fill.append(("Destination-Realm", destination_realm))
+        self._fill = encoded_avps(fill)
 
     # -------------------------------------------------------------- lifecycle
 
@@ -234,20 +249,11 @@ class DiameterClient:
                 return conn
         return None
 
-    def _fill(self, msg: Message) -> None:
-        """Origin-Host/Realm, Destination-Realm/Host when the caller left them out (RFC 6733 §6.1)."""
-        node = self.node
-        if "Origin-Host" not in msg:
-            msg.append("Origin-Host", node.origin_host)
-        if "Origin-Realm" not in msg:
-            msg.append("Origin-Realm", node.origin_realm)
-        if self.destination_host is not None and "Destination-Host" not in msg:
-            msg.append("Destination-Host", self.destination_host)
-        if "Destination-Realm" not in msg:
-            msg.append("Destination-Realm", self.destination_realm)
 
     async def request(self, msg: Message, timeout: float | None = None) -> Message:
-        """Send ``msg`` (a request with its Session-Id) and return the answer.
+        """Send ``msg`` (a request with its Session-Id) and return the answer. Origin-Host/Realm
+        and Destination-Realm/Host are added on the wire when ``msg`` has none (``msg`` itself
+        gets its hop-by-hop and end-to-end ids).
 
         Raises :class:`RequestTimeout` when no answer arrives within ``timeout`` (default
         ``request_timeout``) seconds, :class:`NoPeerAvailable` when no peer is OKAY in that
@@ -257,7 +263,6 @@ class DiameterClient:
             raise ClientClosed("the Diameter client is closed")
         loop = asyncio.get_running_loop()
         deadline = loop.time() + (self.request_timeout if timeout is None else timeout)
-        self._fill(msg)
         conn = self._pick()
         while conn is None:
             ready = self._ready
@@ -276,7 +281,7 @@ class DiameterClient:
             conn = self._pick()
         fut: asyncio.Future[Message] = loop.create_future()
         try:
-            conn.send_request(msg, fut, deadline)
+            conn.send_request(msg, fut, deadline, self._fill)
         except PeerError as exc:
             raise NoPeerAvailable(str(exc)) from None
         return await fut

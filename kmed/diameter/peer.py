@@ -25,12 +25,13 @@ from __future__ import annotations
 import enum
 import heapq
 import random
-from collections.abc import Callable, Container, Iterable
+import struct
+from collections.abc import Callable, Container, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from kmed.diameter import dictionary as d
-from kmed.diameter.codec import DEFAULT_MAX_SIZE, decode, encode, frame_length
+from kmed.diameter.codec import DEFAULT_MAX_SIZE, decode, encode, encode_avps, frame_length
 from kmed.diameter.message import Avp, DecodeError, Message
 from kmed.diameter.node import APP_RELAY, LocalNode, PeerInfo
 
@@ -159,6 +160,42 @@ def mark_retransmission(data: bytes, hop_by_hop: int) -> bytes:
     return data[:4] + bytes((data[4] | FLAG_T,)) + data[5:12] + hop_by_hop.to_bytes(4, "big") + data[16:]
 
 
+_AVP_HEADER = struct.Struct(">II")
+
+
+def base_avp_codes(data: bytes) -> set[int]:
+    """Codes of the top-level AVPs without a vendor in an encoded message: a walk over the AVP
+    headers, much cheaper than looking names up in a built message."""
+    unpack = _AVP_HEADER.unpack_from
+    codes: set[int] = set()
+    pos, last = 20, len(data) - 8
+    while pos <= last:
+        code, flags_len = unpack(data, pos)
+        if not flags_len & 0x80000000:
+            codes.add(code)
+        length = flags_len & 0xFFFFFF
+        if length < 8:
+            break
+        pos += (length + 3) & ~3
+    return codes
+
+
+def fill_missing(data: bytes, fill: Mapping[int, bytes]) -> bytes:
+    """``data`` (an encoded message) with the encoded AVPs of ``fill`` (AVP code -> AVP bytes)
+    whose code is not at its top level appended, and the message length updated."""
+    present = base_avp_codes(data)
+    extra = b"".join(avp for code, avp in fill.items() if code not in present)
+    if not extra:
+        return data
+    length = len(data) + len(extra)
+    return data[:1] + length.to_bytes(3, "big") + data[4:] + extra
+
+
+def encoded_avps(items: Iterable[tuple[str, Any]]) -> dict[int, bytes]:
+    """``{code: encoded AVP}`` for base-protocol AVP items, the ``fill`` of :func:`fill_missing`."""
+    return {d.avp(name).code: encode_avps([(name, value)]) for name, value in items}
+
+
 def _failed_avp_example(name: str) -> Avp:
     """RFC 6733 §7.5: for a missing AVP, an example with the right code and a zeroed payload."""
     df = d.avp(name)
@@ -212,6 +249,7 @@ class Peer:
         self._reopen = reopen
         self._rng = rng or random.Random()
         self._addresses = tuple(node.host_ip_addresses) or tuple(local_addresses) or ("127.0.0.1",)
+        self._origin_avps = encoded_avps([("Origin-Host", node.origin_host), ("Origin-Realm", node.origin_realm)])
         self.state = PeerState.WAIT_CEA if role is Role.INITIATOR else PeerState.WAIT_CER
         self.info: PeerInfo | None = None
         self.close_reason: str | None = None
@@ -669,10 +707,12 @@ class Peer:
 
     # -------------------------------------------------------------- application side
 
-    def send_request(self, msg: Message, token: Any, deadline: float) -> list[Action]:
+    def send_request(self, msg: Message, token: Any, deadline: float,
+                     fill: Mapping[int, bytes] | None = None) -> list[Action]:
         """Send an application request; its answer comes back as :class:`DeliverAnswer` with
         ``token``, or :class:`RequestFailed` after ``deadline``. Sets the hop-by-hop id (and the
-        end-to-end id when it is 0). Raises :class:`PeerError` when not open or full."""
+        end-to-end id when it is 0); AVPs of ``fill`` missing from the request are appended
+        (:func:`fill_missing`). Raises :class:`PeerError` when not open or full."""
         if self.state is not PeerState.OKAY:
             raise PeerError(f"connection is {self.state.value}")
         if len(self._pending) >= self.max_pending:
@@ -682,6 +722,8 @@ class Peer:
         if not msg.end_to_end:
             msg.end_to_end = self.node.next_end_to_end()
         data = encode(msg)
+        if fill:
+            data = fill_missing(data, fill)
         self._track(Pending(token, data, deadline, hbh, msg.end_to_end), hbh)
         return [Send(data)]
 
@@ -712,14 +754,16 @@ class Peer:
         return self._pending.pop(hop_by_hop, None)
 
     def send_answer(self, answer: Message) -> list[Action]:
-        """Send the application's answer to a :class:`DeliverRequest`."""
-        if self.state is PeerState.DOWN:
-            return []
-        return [Send(encode(answer))]
+        """Send the application's answer to a :class:`DeliverRequest`; Origin-Host and
+        Origin-Realm are added when the application left them out (RFC 6733 §6.2)."""
+        data = self.encode_answer(answer)
+        return [] if data is None else [Send(data)]
 
     def encode_answer(self, answer: Message) -> bytes | None:
         """The bytes of :meth:`send_answer` without the action list (hot path), or None if down."""
-        return None if self.state is PeerState.DOWN else encode(answer)
+        if self.state is PeerState.DOWN:
+            return None
+        return fill_missing(encode(answer), self._origin_avps)
 
     def disconnect(self, now: float, cause: int = REBOOTING) -> list[Action]:
         """Start an orderly shutdown: DPR with ``cause``, close on DPA or after ``dpa_timeout``

@@ -19,8 +19,7 @@ import asyncio
 import inspect
 import socket
 import ssl
-import struct
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from kmed import log as klog
@@ -285,32 +284,23 @@ class PeerConnection(asyncio.Protocol):
     def info(self) -> PeerInfo | None:
         return self.peer.info if self.peer is not None else None
 
-    def send_request(self, msg: Message, fut: asyncio.Future[Message], deadline: float) -> None:
+    def send_request(self, msg: Message, fut: asyncio.Future[Message], deadline: float,
+                     fill: Mapping[int, bytes] | None = None) -> None:
         """Send ``msg``; ``fut`` gets the answer or :class:`RequestTimeout` (raises PeerError)."""
         assert self.peer is not None
-        self._run(self.peer.send_request(msg, fut, deadline))
+        self._run(self.peer.send_request(msg, fut, deadline, fill))
 
     def resend(self, pending: Pending) -> None:
         assert self.peer is not None
         self._run(self.peer.resend(pending))
 
     def send_answer(self, answer: Message) -> None:
-        """Send an answer; Origin-Host/Origin-Realm are added when the handler left them out
-        (RFC 6733 §6.2 requires them in every answer)."""
+        """Send an answer (Origin-Host/Origin-Realm added when the handler left them out)."""
         peer = self.peer
-        if peer is None:
-            return
-        data = peer.encode_answer(answer)
-        if data is None:
-            return
-        if not has_origin(data):
-            node = peer.node
-            if "Origin-Host" not in answer:
-                answer.append("Origin-Host", node.origin_host)
-            if "Origin-Realm" not in answer:
-                answer.append("Origin-Realm", node.origin_realm)
-            data = peer.encode_answer(answer) or b""
-        self._write(data)
+        if peer is not None:
+            data = peer.encode_answer(answer)
+            if data is not None:
+                self._write(data)
 
     def disconnect(self, cause: int) -> None:
         """DPR (or just close before the capabilities exchange)."""
@@ -374,27 +364,6 @@ async def _await_answer(conn: PeerConnection, msg: Message, result: Awaitable[An
             _log.error("diameter_handler_bad_result", command=msg.name, result=type(answer).__name__)
         answer = _unable(msg, node, d.DIAMETER_UNABLE_TO_COMPLY)
     conn.send_answer(answer)
-
-
-_AVP_HEADER = struct.Struct(">II")
-
-
-def has_origin(data: bytes) -> bool:
-    """True when the encoded message has top-level Origin-Host (264) and Origin-Realm (296):
-    a walk over the AVP headers, much cheaper than looking the names up in a built message."""
-    unpack = _AVP_HEADER.unpack_from
-    pos, n, found = 20, len(data) - 8, 0
-    while pos <= n:
-        code, flags_len = unpack(data, pos)
-        if (code == 264 or code == 296) and not flags_len & 0x80000000:
-            found |= 1 if code == 264 else 2
-            if found == 3:
-                return True
-        length = flags_len & 0xFFFFFF
-        if length < 8:
-            return False
-        pos += (length + 3) & ~3
-    return False
 
 
 def _unable(req: Message, node: LocalNode, code: int) -> Message:

@@ -34,6 +34,9 @@ from kmed.diameter.peer import (
     RequestFailed,
     Role,
     Send,
+    base_avp_codes,
+    encoded_avps,
+    fill_missing,
     mark_retransmission,
 )
 
@@ -594,3 +597,38 @@ def test_garbage_never_raises_and_buffers_at_most_one_message(junk: bytes) -> No
     for a in out:  # whatever comes out is an answer or a close, never an exception
         assert isinstance(a, Send | Close | DeliverRequest | Failover) or a.__class__.__name__ == "StateChanged"
     assert len(s._buf) <= s.max_message_size
+
+
+# ------------------------------------------------------------------------- filling base AVPs
+
+
+def test_answer_without_origin_gets_it_added_and_complete_answers_are_unchanged() -> None:
+    s = open_server()
+    req = decode(encode(air(1)))
+    bare = Message.answer_to(req, [("Result-Code", d.DIAMETER_SUCCESS)])
+    (out,) = sent(s.send_answer(bare))
+    assert out.get("Origin-Host") == HSS and out.get("Origin-Realm") == REALM
+    assert out.get("Session-Id") == req.get("Session-Id") and out.result_code() == d.DIAMETER_SUCCESS
+    full = aia(req)
+    assert s.encode_answer(full) == encode(full)
+
+
+def test_request_fill_adds_only_what_is_missing() -> None:
+    link = Link()
+    fill = encoded_avps([("Origin-Host", MME), ("Origin-Realm", REALM), ("Destination-Host", HSS),
+                         ("Destination-Realm", REALM)])
+    bare = Message.request("AIR", None, [("Session-Id", "s;1"), ("Auth-Session-State", 1),
+                                         ("Destination-Realm", "other.realm")])
+    link.deliver("client", link.client.send_request(bare, "t", 10.0, fill))
+    (req,) = [a.message for a in link.actions("server", DeliverRequest)]
+    assert req.get("Origin-Host") == MME and req.get("Destination-Host") == HSS
+    assert req.get_all("Destination-Realm") == ["other.realm"]  # the caller's own value is kept
+    assert base_avp_codes(encode(req)) == {263, 277, 283, 264, 296, 293}
+
+
+def test_fill_missing_keeps_the_message_decodable() -> None:
+    data = encode(air(1))
+    assert fill_missing(data, encoded_avps([("Origin-Host", MME)])) == data  # already there
+    more = fill_missing(data, encoded_avps([("Destination-Host", HSS)]))
+    assert int.from_bytes(more[1:4], "big") == len(more)
+    assert decode(more).get("Destination-Host") == HSS
