@@ -292,8 +292,9 @@ class Generator:
         once first; the HSS provisions those whose ME holds no KME. A UE whose warm-up attach
         fails is left out of the measured run (and counted in the report's ``warmup``)."""
         models = [CALL_MODELS[n] for n, w in models_of(self.s.scenario, self.s.weights).items() if w > 0]
-        need_kme = self.s.warmup and any(m.needs_kme for m in models)
-        need_guti = self.s.warmup and any(m.needs_guti for m in models)
+        warm = self.s.warmup and not self.s.hold  # hold mode attaches every UE once anyway
+        need_kme = warm and any(m.needs_kme for m in models)
+        need_guti = warm and any(m.needs_guti for m in models)
         self.idle = deque(self.pop.indices)
         if not need_kme and not need_guti:
             return

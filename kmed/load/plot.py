@@ -50,9 +50,9 @@ def write_plot(report: Mapping[str, Any], path: Path) -> Path:
             if any(failed):
                 ax_rate.plot(t[: len(failed)], failed, linestyle=":", color=line.get_color(), label=f"{name} failed/s")
             for key, style in (("p50_ms", "--"), ("p99_ms", "-")):
-                values = col.get(key, [])
-                xs = [x for x, v in zip(t, values, strict=False) if v is not None]
-                ys = [v for v in values if v is not None]
+                points = [(x, v) for x, v in zip(t, col.get(key, []), strict=False) if v is not None]
+                xs = [x for x, _ in points]
+                ys = [v for _, v in points]
                 if ys:
                     ax_lat.plot(xs, ys, linestyle=style, color=line.get_color(), label=f"{name} {key[:3]}")
         cfg = report.get("config") or {}
