@@ -56,11 +56,11 @@ class _Slot:
         self.state = "connecting"
         self.failing = False
 
-    def _make_peer(self, local: str | None, remote: tuple[str, int] | None) -> Peer:
+    def _make_peer(self, local: str | None, remote: tuple[str, int] | None, names: list[str] | None) -> Peer:
         c = self.client
         return Peer(c.node, Role.INITIATOR, watchdog=c.watchdog, max_message_size=c.max_message_size,
                     reopen=self.reopen, local_addresses=[local] if local else [], remote_address=remote,
-                    rng=c.rng)
+                    certificate_names=names, rng=c.rng)
 
     def _new_connection(self) -> PeerConnection:
         return PeerConnection(self._make_peer, self, coalesce=self.endpoint.transport != "sctp")

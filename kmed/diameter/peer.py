@@ -217,8 +217,11 @@ class Peer:
     """One Diameter connection, sans I/O (see the module docstring).
 
     ``allowed_peers`` (responder) is a container of Origin-Hosts or a predicate; ``None``
-    accepts any peer. ``watchdog`` is Tw in seconds. ``local_addresses`` fill Host-IP-Address
-    when the node has none configured. ``rng`` drives the jitter and the hop-by-hop start.
+    accepts any peer. ``certificate_names`` (TLS) are the DNS names of the peer's verified
+    certificate: kmed requires its Origin-Host to be one of them, so that a certificate vouches
+    for one identity only (RFC 6733 §13). ``watchdog`` is Tw in seconds. ``local_addresses``
+    fill Host-IP-Address when the node has none configured. ``rng`` drives the jitter and the
+    hop-by-hop start.
     """
 
     def __init__(
@@ -235,6 +238,7 @@ class Peer:
         reopen: bool = False,
         local_addresses: Iterable[str] = (),
         remote_address: tuple[str, int] | None = None,
+        certificate_names: Iterable[str] | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self.node = node
@@ -246,6 +250,8 @@ class Peer:
         self.max_message_size = max_message_size
         self.max_pending = max_pending
         self.remote_address = remote_address
+        self.certificate_names = (frozenset(n.lower() for n in certificate_names)
+                                  if certificate_names is not None else None)
         self._reopen = reopen
         self._rng = rng or random.Random()
         self._addresses = tuple(node.host_ip_addresses) or tuple(local_addresses) or ("127.0.0.1",)
@@ -551,6 +557,10 @@ class Peer:
             return bool(allowed(origin_host))
         return origin_host in allowed
 
+    def _certificate_matches(self, origin_host: str) -> bool:
+        names = self.certificate_names
+        return names is None or origin_host.lower() in names
+
     def _receive_cer(self, cer: Message, now: float, out: list[Action]) -> None:
         try:
             for name in ("Origin-Host", "Origin-Realm", "Host-IP-Address", "Vendor-Id", "Product-Name"):
@@ -567,6 +577,10 @@ class Peer:
         if not self._allowed(info.origin_host):
             self._cea(cer, d.DIAMETER_UNKNOWN_PEER, out)
             self._close(f"unknown peer {info.origin_host!r}", out)
+            return
+        if not self._certificate_matches(info.origin_host):
+            self._cea(cer, d.DIAMETER_UNKNOWN_PEER, out)
+            self._close(f"Origin-Host {info.origin_host!r} is not a name of the peer's certificate", out)
             return
         if not self._common_application(info):
             self._cea(cer, d.DIAMETER_NO_COMMON_APPLICATION, out)
@@ -590,6 +604,9 @@ class Peer:
             return
         if code != d.DIAMETER_SUCCESS or info is None:
             self._close(f"CEA refused: {d.result_name(code) if code is not None else 'no Result-Code'}", out)
+            return
+        if not self._certificate_matches(info.origin_host):
+            self._close(f"Origin-Host {info.origin_host!r} is not a name of the peer's certificate", out)
             return
         if not self._common_application(info):
             self._close(f"no common application with {info.origin_host!r}", out)

@@ -140,17 +140,17 @@ class DiameterServer:
     # -------------------------------------------------------------- connections
 
     def _new_connection(self) -> PeerConnection:
-        def make_peer(local: str | None, remote: tuple[str, int] | None) -> Peer:
+        def make_peer(local: str | None, remote: tuple[str, int] | None, names: list[str] | None) -> Peer:
             self._conns.add(conn)  # in connection_made: after the TLS handshake, if there is one
-            return self._make_peer(local, remote)
+            return self._make_peer(local, remote, names)
 
         conn = PeerConnection(make_peer, self)
         return conn
 
-    def _make_peer(self, local: str | None, remote: tuple[str, int] | None) -> Peer:
+    def _make_peer(self, local: str | None, remote: tuple[str, int] | None, names: list[str] | None) -> Peer:
         return Peer(self.node, Role.RESPONDER, allowed_peers=self._is_allowed, watchdog=self.watchdog,
                     max_message_size=self.max_message_size, local_addresses=[local] if local else [],
-                    remote_address=remote)
+                    remote_address=remote, certificate_names=names)
 
     def _is_allowed(self, origin_host: str) -> bool:
         return origin_host in self.allowed_peers

@@ -123,6 +123,18 @@ def make_ssl_context(*, server_side: bool, cert: str | None = None, key: str | N
     return ctx
 
 
+def certificate_names(transport: asyncio.BaseTransport) -> list[str] | None:
+    """DNS names (subjectAltName, else the subject's commonName) of the peer's verified TLS
+    certificate; None on a connection without one (plain TCP/SCTP, or not verified)."""
+    cert = transport.get_extra_info("peercert")
+    if not cert:
+        return None
+    names = [value for kind, value in cert.get("subjectAltName", ()) if kind == "DNS"]
+    if not names:
+        names = [value for rdn in cert.get("subject", ()) for key, value in rdn if key == "commonName"]
+    return names
+
+
 class ConnectionOwner(Protocol):
     """What a :class:`PeerConnection` reports to (the server or one client slot)."""
 
@@ -137,12 +149,13 @@ class ConnectionOwner(Protocol):
 class PeerConnection(asyncio.Protocol):
     """One transport connection running a sans-I/O :class:`Peer` made by ``make_peer``.
 
-    ``make_peer(local_address, remote_address)`` is called in ``connection_made``. Answers to
+    ``make_peer(local_address, remote_address, certificate_names)`` is called in
+    ``connection_made`` (after the TLS handshake, if any). Answers to
     our requests resolve the futures passed as tokens (``RequestFailed`` sets
     :class:`RequestTimeout`); the rest goes to ``owner``.
     """
 
-    def __init__(self, make_peer: Callable[[str | None, tuple[str, int] | None], Peer],
+    def __init__(self, make_peer: Callable[[str | None, tuple[str, int] | None, list[str] | None], Peer],
                  owner: ConnectionOwner, *, coalesce: bool = True) -> None:
         self._make_peer = make_peer
         self.owner = owner
@@ -166,7 +179,7 @@ class PeerConnection(asyncio.Protocol):
         peername = transport.get_extra_info("peername")
         local = sockname[0] if isinstance(sockname, tuple) else None
         self.remote = (peername[0], peername[1]) if isinstance(peername, tuple) else None
-        self.peer = self._make_peer(local, self.remote)
+        self.peer = self._make_peer(local, self.remote, certificate_names(transport))
         self._run(self.peer.start(self.loop.time()))
 
     def data_received(self, data: bytes) -> None:

@@ -632,3 +632,37 @@ def test_fill_missing_keeps_the_message_decodable() -> None:
     more = fill_missing(data, encoded_avps([("Destination-Host", HSS)]))
     assert int.from_bytes(more[1:4], "big") == len(more)
     assert decode(more).get("Destination-Host") == HSS
+
+
+def test_request_with_reserved_or_error_header_bits_gets_3008() -> None:
+    s = open_server()
+    for flags in (d.FLAG_R | d.FLAG_P | d.FLAG_E, d.FLAG_R | d.FLAG_P | 0x01):
+        data = bytearray(encode(air(1)))
+        data[4] = flags
+        (ans,) = sent(s.data_received(bytes(data), 1.0))
+        assert ans.result_code() == d.DIAMETER_INVALID_HDR_BITS and ans.is_error
+    assert s.state is PeerState.OKAY
+
+
+def test_reserved_avp_flag_bits_get_3009_with_failed_avp() -> None:
+    s = open_server()
+    msg = air(1)
+    msg.append_avp(Avp(1, 0, 0x40, b"x"))  # User-Name again, to be corrupted below
+    data = bytearray(encode(msg))
+    data[-12 + 4] |= 0x01  # the last AVP (8-octet header, 1 octet of data, 3 of padding)
+    (ans,) = sent(s.data_received(bytes(data), 1.0))
+    assert ans.result_code() == d.DIAMETER_INVALID_AVP_BITS and ans.is_error
+    assert ans.group("Failed-AVP") is not None
+
+
+def test_origin_host_must_be_a_name_of_the_tls_certificate() -> None:
+    client = Peer(node(MME), Role.INITIATOR)
+    server = Peer(node(HSS), Role.RESPONDER, certificate_names=["other.localdomain"])
+    out = server.data_received(client.start(0.0)[0].data, 0.0)  # type: ignore[union-attr]
+    assert sent(out)[0].result_code() == d.DIAMETER_UNKNOWN_PEER and of(out, Close)
+    server = Peer(node(HSS), Role.RESPONDER, certificate_names=["MME.localdomain"])  # case-insensitive
+    client = Peer(node(MME), Role.INITIATOR, certificate_names=["hss.other"])
+    out = server.data_received(client.start(0.0)[0].data, 0.0)  # type: ignore[union-attr]
+    assert server.state is PeerState.OKAY
+    assert of(client.data_received(out[0].data, 0.0), Close)  # type: ignore[union-attr]
+    assert "certificate" in (client.close_reason or "")

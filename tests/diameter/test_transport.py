@@ -541,6 +541,30 @@ def test_tls_wrong_certificate_is_refused(tmp_path: Path, case: str) -> None:
     run(main())
 
 
+@pytest.mark.parametrize("side", ["client", "server"])
+def test_tls_certificate_must_name_the_origin_host(tmp_path: Path, side: str) -> None:
+    """A valid certificate for another name than the peer's Origin-Host is refused: by the
+    server at CER (3010), by the client at CEA."""
+    pki = make_pki(tmp_path, names={"hss": ["127.0.0.1", HSS if side == "client" else "other-hss.localdomain"],
+                                    "mme": [MME if side == "server" else "other-mme.localdomain"]})
+    server_ctx = make_ssl_context(server_side=True, cert=str(pki["hss.crt"]), key=str(pki["hss.key"]),
+                                  ca=str(pki["ca"]))
+    client_ctx = make_ssl_context(server_side=False, cert=str(pki["mme.crt"]), key=str(pki["mme.key"]),
+                                  ca=str(pki["ca"]))
+
+    async def main() -> None:
+        server = await serve(transport="tls", ssl_context=server_ctx)
+        client = DiameterClient(mme_node(), server.bound_endpoints, REALM, ssl_context=client_ctx,
+                                backoff_initial=0.05)
+        with pytest.raises(NoPeerAvailable):
+            await client.start(timeout=1.0)
+        assert server.connections == [] and client.open_peers == []
+        await client.close()
+        await server.stop()
+
+    run(main())
+
+
 def test_tls_server_refuses_a_client_without_certificate(tmp_path: Path) -> None:
     pki = make_pki(tmp_path, names={"hss": ["127.0.0.1"]})
     server_ctx = make_ssl_context(server_side=True, cert=str(pki["hss.crt"]), key=str(pki["hss.key"]),
