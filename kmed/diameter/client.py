@@ -1,8 +1,9 @@
 """Diameter client: connections to peers in failover order, requests with answers awaited.
 
 ``DiameterClient(node, connect, destination_realm)`` keeps one connection per configured peer
-(reconnecting with a bounded, jittered exponential back-off) and sends each request on the
-first peer in the list whose connection is OKAY (RFC 3539 §3.4: failover and failback). When a
+(reconnecting with a bounded, jittered exponential back-off) and sends each request to the
+Destination-Host itself when it is a connected peer, else to the first peer in the list whose
+connection is OKAY (RFC 6733 §6.1.4; RFC 3539 §3.4: failover and failback). When a
 connection goes SUSPECT or DOWN, its unanswered requests are sent again on the next OKAY peer
 with the T flag and a new hop-by-hop id (RFC 6733 §5.5.4); a request whose deadline passes
 fails with :class:`~kmed.diameter.transport.RequestTimeout`.
@@ -243,12 +244,22 @@ class DiameterClient:
     # -------------------------------------------------------------- requests
 
     def _pick(self, exclude: PeerConnection | None = None) -> PeerConnection | None:
+        """The connection for the next request (RFC 6733 §6.1.4-6.1.5): the peer that *is* the
+        Destination-Host when it is connected and OKAY, else the first OKAY peer in failover
+        order (a relay or a server of the realm)."""
+        first = None
+        host = self.destination_host
         for slot in self._slots:
             conn = slot.conn
             if conn is not None and conn is not exclude and conn.state is PeerState.OKAY:
-                return conn
-        return None
-
+                if host is None:
+                    return conn
+                info = conn.peer.info if conn.peer is not None else None
+                if info is not None and info.origin_host == host:
+                    return conn
+                if first is None:
+                    first = conn
+        return first
 
     async def request(self, msg: Message, timeout: float | None = None) -> Message:
         """Send ``msg`` (a request with its Session-Id) and return the answer. Origin-Host/Realm

@@ -387,6 +387,34 @@ def test_failover_to_the_second_server_with_t_flag_and_failback() -> None:
     run(main())
 
 
+def test_destination_host_connected_directly_is_preferred() -> None:
+    seen: list[str] = []
+
+    def handler(name: str) -> Callable[[Message, PeerInfo], Message]:
+        def h(req: Message, peer: PeerInfo) -> Message:
+            seen.append(name)
+            return make_aia(req)
+
+        return h
+
+    async def main() -> None:
+        s1 = await serve(handler("hss1"), host="hss1.localdomain")
+        s2 = await serve(handler("hss2"), host="hss2.localdomain")
+        client = DiameterClient(mme_node(), s1.bound_endpoints + s2.bound_endpoints, REALM, "hss2.localdomain",
+                                backoff_initial=5.0)
+        await client.start()
+        await wait_for(lambda: list(client.peer_states.values()) == ["okay", "okay"])
+        await client.request(make_air(1))  # hss2 is the Destination-Host: sent to it, not to hss1
+        await s2.stop(1.0)
+        await wait_for(lambda: list(client.peer_states.values())[1] != "okay")
+        await client.request(make_air(2))  # hss2 gone: the first OKAY peer in order
+        assert seen == ["hss2", "hss1"]
+        await client.close()
+        await s1.stop()
+
+    run(main())
+
+
 def test_request_waits_for_a_peer_then_gives_up() -> None:
     async def main() -> None:
         with socket.socket() as s:  # a port with nothing listening
