@@ -489,7 +489,7 @@ local function dissect_frame(tvb, pinfo, tree)
     elseif FRAME_TYPES[ftype] == "LINK_SETUP" or FRAME_TYPES[ftype] == "LINK_SETUP_ACK" then
         local text = name
         if payload ~= nil then
-            t:add(F.link_name, payload)
+            t:add_packet_field(F.link_name, payload, ENC_UTF_8)
             text = text .. " " .. payload:string(ENC_UTF_8)
         end
         info_append(pinfo, text)
@@ -507,7 +507,7 @@ local function dissect_frame(tvb, pinfo, tree)
             t:add(F.error_cause, tvb(FRAME_HEADER_SIZE, 1))
             text = text .. ", " .. (ERROR_CAUSES[cause] or tostring(cause))
             if plen > 1 then
-                t:add(F.error_detail, tvb(FRAME_HEADER_SIZE + 1, plen - 1))
+                t:add_packet_field(F.error_detail, tvb(FRAME_HEADER_SIZE + 1, plen - 1), ENC_UTF_8)
             end
         end
         t:add_proto_expert_info(E.error_frame)

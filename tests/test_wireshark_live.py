@@ -1,0 +1,63 @@
+"""A capture of a real kmed run on loopback (HSS and CNN processes, `kmed ue` attaches, as in
+`kmed demo`) decodes with zero packets matching ``_ws.malformed || _ws.expert.severity >= error``,
+every S6a and NAS message by name, and the KME AVPs and IEs by name.
+
+KME Provisioning Command/Response are sent ciphered with 128-EEA2 by the CNN (docs/captures.md,
+"Limits"): in this capture they are counted as ciphered PDUs, not named.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kmed import capture
+from kmed.demo import IMEI, IMSI
+from kmed.lab import DEFAULT_K, DEFAULT_OPC, running_lab
+from tests.conftest import require_tool
+
+pytestmark = [pytest.mark.system, pytest.mark.slow]
+
+
+def test_capture_of_a_real_run_decodes_by_name(tmp_path: Path) -> None:
+    require_tool("tshark")
+    require_tool("dumpcap")
+    root = tmp_path
+    pcap = root / "run.pcapng"
+    with running_lab(root / "lab", services=("hss",)) as lab:
+        lab.admin("subscriber", "add", "--imsi", IMSI, "--k", DEFAULT_K, "--opc", DEFAULT_OPC)
+        priv, pub = lab.gen_device_key("ME-A", "A")
+        lab.admin("device", "add", "--imei", IMEI["ME-A"], "--public-key", str(pub))
+        lab.admin("pair", "allow", "--imsi", IMSI, "--imei", IMEI["ME-A"])
+        cfg = lab.ue_config("ME-A", imsi=IMSI, imei=IMEI["ME-A"], private_key=priv, usim_name="usim-1")
+        cap = capture.Capture(pcap, (lab.hss_port, lab.cnn_port), duration=120)  # bounded even if stop fails
+        try:
+            cap.start()
+        except RuntimeError as exc:  # e.g. no capture permission for a normal user
+            pytest.skip(f"cannot capture on lo: {exc}")
+        try:
+            lab.start("cnn")  # CER/CEA inside the capture
+            results = [lab.attach(cfg), lab.attach(cfg), lab.attach(cfg, "tau")]
+            lab.stop("cnn")  # DPR/DPA
+        finally:
+            cap.stop()
+    assert [r.get("result") for r in results] == ["accepted"] * 3, results
+    assert results[0].get("kme_provisioned") is True, results[0]
+
+    with capture.private_dirs() as dirs:
+        s = capture.summarize(pcap, dirs, ue_link_ports=(lab.cnn_port,), diameter_ports=(lab.hss_port,))
+    report = s.render()
+    assert s.ok, report
+    for command in ("Capabilities-Exchange", "3GPP-Authentication-Information", "3GPP-Update-Location",
+                    "Disconnect-Peer"):
+        assert s.diameter[f"{command} Request"] >= 1 and s.diameter[f"{command} Answer"] >= 1, report
+    assert s.diameter["3GPP-Authentication-Information Request"] >= 4, report  # step 10's re-authentication
+    for message in ("Attach request", "Authentication request", "Authentication response", "Security mode command",
+                    "Tracking area update request", "PDN connectivity request"):
+        assert s.nas_messages[message] >= 1, report
+    assert s.kmed_ies["KME_Check"] >= 2 and s.kmed_ies["KME binding indicator"] >= 1, report
+    assert {"KME-Check", "KME-Check-Identity", "KME-Status", "KME-Request", "KME-Scheme", "Encrypted-KME", "KME",
+            "KME-Binding", "KME-Token"} <= set(s.kme_avps), report
+    assert s.uelink_frames["LINK_SETUP"] == 3 and s.uelink_frames["UE_RELEASE"] >= 3, report
+    assert s.ciphered >= 6, report  # SMC complete, KME messages, accepts... under 128-EEA2
