@@ -226,7 +226,9 @@ class S6aHandlers:
             wanted = 1 if info is None else int(info.get("Number-Of-Requested-Vectors", 1))
             count = max(1, min(wanted, self.policy.max_vectors))
             resync = None if info is None else info.get("Re-Synchronization-Info")
-            sub = self.store.subscriber(imsi) if _is_imsi(imsi) else None
+            # The KME held matters only to compare a KME-Check (step 2).
+            need_kme = step == 2 and req.get("KME-Check") is not None
+            sub = self.store.subscriber(imsi, need_kme) if _is_imsi(imsi) else None
             if sub is None:
                 raise self._user_unknown(req)
             sqn_he = self.ledger.current(imsi, sub.sqn)
@@ -355,7 +357,7 @@ class S6aHandlers:
             if flags is None:
                 raise self._missing(req, ("ULR-Flags", 0))
             plmn = self._plmn(req)
-            sub = self.store.subscriber(imsi) if _is_imsi(imsi) else None
+            sub = self.store.subscriber(imsi, kme is not None) if _is_imsi(imsi) else None
             if sub is None:
                 raise self._user_unknown(req)
             if rat not in self.policy.allowed_rat_types:

@@ -82,7 +82,10 @@ class SqliteStore:
 
     # --- reads (the S6a hot path) ---------------------------------------------------------
 
-    def subscriber(self, imsi: str) -> Subscriber | None:
+    def subscriber(self, imsi: str, with_kme: bool = True) -> Subscriber | None:
+        if not with_kme:
+            row = self._db.execute("SELECT k, opc, amf, sqn FROM subscribers WHERE imsi = ?", (imsi,)).fetchone()
+            return None if row is None else Subscriber(imsi, row[0], row[1], row[2], row[3])
         row = self._db.execute(
             "SELECT s.k, s.opc, s.amf, s.sqn, m.kme, m.imei, m.issued_at, m.stored_at"
             " FROM subscribers s LEFT JOIN kmes m ON m.imsi = s.imsi WHERE s.imsi = ?",

@@ -128,8 +128,9 @@ Write = SetSqn | StoreKme | AuditKme | SetLocation
 class StoreReader(Protocol):
     """What the S6a handlers read, per request (admin writes are seen at once)."""
 
-    def subscriber(self, imsi: str) -> Subscriber | None:
-        """The subscription with its KME, or None."""
+    def subscriber(self, imsi: str, with_kme: bool = True) -> Subscriber | None:
+        """The subscription (with the KME held unless ``with_kme`` is False: then ``kme`` is
+        None whatever is stored), or None."""
         ...
 
     def device(self, imei: str) -> Device | None:
