@@ -51,19 +51,24 @@ class HssService:
         self.metrics = metrics
 
     def __call__(self, req: Message, peer: PeerInfo) -> Message | Awaitable[Message]:
+        started = time.monotonic() if self.metrics is not None else 0.0
+        if self.metrics is not None:
+            self.metrics.diameter_requests.labels(req.name, peer.origin_host).inc()
         if self.in_flight >= self.max_pending:
             # RFC 6733 §7.1.3: a protocol error; the peer may retry elsewhere or later.
             busy = self.handlers.result_answer(req, d.DIAMETER_TOO_BUSY)
-            self._log({"event": req.name.lower(), "outcome": "too_busy", "imsi": req.get("User-Name")}, busy)
+            event = {"event": req.name.lower(), "outcome": "too_busy", "imsi": req.get("User-Name")}
+            self._log(event, busy, True, started)
             return busy
         out = self.handlers.handle(req, peer.origin_host)
         if not out.writes:
-            self._log(out.event)
+            self._log(out.event, out.answer, False, started)
             return out.answer
         self.in_flight += 1
-        return self._commit(req, out, self.committer.submit(out.writes))
+        return self._commit(req, out, self.committer.submit(out.writes), started)
 
-    async def _commit(self, req: Message, out: Outcome, committed: asyncio.Future[list[bool]]) -> Message:
+    async def _commit(self, req: Message, out: Outcome, committed: asyncio.Future[list[bool]],
+                      started: float) -> Message:
         answer = out.answer
         try:
             flags = await committed
@@ -82,31 +87,36 @@ class HssService:
             self.in_flight -= 1
             if out.reserved is not None:
                 self.handlers.ledger.settle(out.reserved)
-        self._log(out.event, answer if answer is not out.answer else None)
+        self._log(out.event, answer, answer is not out.answer, started)
         return answer
 
-    def _log(self, event: dict[str, Any], replaced: Message | None = None) -> None:
-        """One log line per request; ``replaced``: the answer sent instead of the handler's."""
+    def _log(self, event: dict[str, Any], answer: Message, replaced: bool, started: float) -> None:
+        """One log line per request (``replaced``: the answer is not the handler's own)."""
         name = event.pop("event", "s6a")
-        if replaced is not None:
-            res = replaced.result()
+        if replaced:
+            res = answer.result()
             if res is not None:
                 event["result"] = d.result_name(res[1], res[0])
         ok = event.get("outcome") in _OK
         (self.log.info if ok else self.log.warning)(name, **event)
         if self.metrics is not None:
-            self._count(name, event)
+            self._count(name, event, answer, ok, started)
 
-    def _count(self, name: str, fields: dict[str, Any]) -> None:
+    def _count(self, name: str, event: dict[str, Any], answer: Message, ok: bool, started: float) -> None:
+        """docs/metrics.md: answers by command and code, procedures, KME events."""
         m = self.metrics
-        m.diameter_answers.labels(name.upper()[:2] + "A", fields.get("result", "none")).inc()
-        m.procedures.labels(name, fields.get("outcome", "")).inc()
-        outcome = fields.get("outcome")
+        res = answer.result()
+        code = "none" if res is None else (str(res[1]) if res[0] == 0 else f"{res[0]}:{res[1]}")
+        m.diameter_answers.labels(name.upper(), code).inc()
+        outcome = event.get("outcome")
+        failed = outcome in ("store_error", "invalid_avp", "missing_avp", "command_unsupported")
+        m.procedures.labels(name, "ok" if ok else ("failed" if failed else "rejected")).inc()
+        m.procedure_duration.labels(name).observe(time.monotonic() - started)
         if outcome == "kme_issued":
             m.kme_events.labels("issued").inc()
         elif outcome == "kme_stored":
             m.kme_events.labels("stored").inc()
-        elif fields.get("step") in (4, 13) and outcome != "kme_already_stored":
+        elif event.get("step") in (4, 13) and not ok:
             m.kme_events.labels("refused").inc()
 
 

@@ -9,6 +9,7 @@ import os
 import socket
 import stat
 import struct
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -263,3 +264,64 @@ def test_sigkill_during_burst_loses_no_answered_sqn(hss: HssProcess) -> None:
         got = answered[imsi]
         assert got == sorted(set(got)), "SQNs answered for one IMSI are strictly increasing"
         assert sqn_of(a) > max(got), f"{imsi}: an answered SQN was not durable"
+
+
+def test_metrics_sighup_and_overload(tmp_path: Path) -> None:
+    from tests.hss.proc import free_port
+
+    mport = free_port()
+    h = HssProcess(tmp_path / "m", extra=f'[metrics]\nlisten = "127.0.0.1:{mport}"\n[hss]\nmax_pending = 1\n')
+    h.provision_subscriber(IMSI)
+    h.start()
+    try:
+        # overload: 64 AIRs pipelined with room for one awaiting commit -> 3004 for some
+        template = codec.encode(air())
+        with socket.create_connection(("127.0.0.1", h.port), timeout=10) as s:
+            s.sendall(_raw_cer("mme.localdomain"))
+            assert _read_message(s).result_code() == d.DIAMETER_SUCCESS
+            s.sendall(b"".join(template[:12] + struct.pack(">I", i) + template[16:] for i in range(64)))
+            results = [_read_message_buffered(s) for _ in range(64)]
+        codes = [m.result_code() for m in results]
+        assert codes.count(d.DIAMETER_TOO_BUSY) >= 1 and codes.count(d.DIAMETER_SUCCESS) >= 1
+        assert all(m.is_error for m in results if m.result_code() == d.DIAMETER_TOO_BUSY)
+        with socket.create_connection(("127.0.0.1", mport), timeout=10) as s:
+            s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            body = b""
+            while chunk := s.recv(65536):
+                body += chunk
+        text = body.decode()
+        ok = int(codes.count(d.DIAMETER_SUCCESS))
+        assert f'kmed_diameter_answers_total{{command="AIR",result_code="2001"}} {ok}' in text
+        assert 'kmed_diameter_answers_total{command="AIR",result_code="3004"}' in text
+        # SIGHUP: the peer is no longer allowed -> a new CER gets 3010
+        h.config.write_text(h.config.read_text().replace('["mme.localdomain"]', '["other.localdomain"]'))
+        assert h.proc is not None
+        h.proc.send_signal(1)
+        for _ in range(100):
+            if "hss_reloaded" in h.log.read_text():
+                break
+            time.sleep(0.1)
+        with socket.create_connection(("127.0.0.1", h.port), timeout=10) as s:
+            s.sendall(_raw_cer("mme.localdomain"))
+            assert _read_message(s).result_code() == d.DIAMETER_UNKNOWN_PEER
+        assert h.stop() == 0
+    finally:
+        h.kill()
+
+
+_pending: dict[int, bytes] = {}
+
+
+def _read_message_buffered(sock: socket.socket) -> Message:
+    """Read one message, keeping any following bytes for the next call (per socket)."""
+    buf = _pending.pop(sock.fileno(), b"")
+    for _ in range(10000):
+        n = codec.frame_length(buf)
+        if n is not None and len(buf) >= n:
+            _pending[sock.fileno()] = buf[n:]
+            return codec.decode(buf[:n])
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        buf += chunk
+    raise AssertionError("no complete message")
