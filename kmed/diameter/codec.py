@@ -103,9 +103,13 @@ def decode(buf: bytes | bytearray | memoryview, max_size: int = DEFAULT_MAX_SIZE
     try:
         if flags & d.FLAGS_RESERVED or (flags & d.FLAG_R and flags & d.FLAG_E):
             raise DecodeError(d.DIAMETER_INVALID_HDR_BITS, "reserved command flag bits set or E on a request")
-        scan(buf, 20, n, msg._keys, msg._offs)
         if validate:
-            msg.unknown_mandatory = msg.validate()
+            groups: list[int] = []
+            scan(buf, 20, n, msg._keys, msg._offs, msg.unknown_mandatory, groups)
+            if groups:
+                msg._validate_scanned(msg.unknown_mandatory, groups)
+        else:
+            scan(buf, 20, n, msg._keys, msg._offs)
     except DecodeError as err:
         err.partial = msg
         raise

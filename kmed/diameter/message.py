@@ -197,7 +197,7 @@ _BY_NAME: dict[str, _Reading] = {
 _BY_KEY: dict[int, _Reading] = {r[0]: r for r in _BY_NAME.values()}
 _u32_from = _U32.unpack_from
 _GROUPED_KEYS = frozenset(a.key for a in d.AVPS if a.type is _T.GROUPED)
-_KNOWN_KEYS = frozenset(_BY_KEY)
+_IS_GROUPED: dict[int, bool] = {k: k in _GROUPED_KEYS for k in _BY_KEY}
 
 
 def _lookup(name: str) -> _Reading:
@@ -238,18 +238,24 @@ def _failed_for_length(buf: bytes, pos: int, end: int) -> Avp:
 
 
 def scan(buf: bytes, pos: int, end: int, keys: list[int] | None = None,
-         offs: list[int] | None = None) -> tuple[list[int], list[int]]:
+         offs: list[int] | None = None, unknown: list[Avp] | None = None,
+         groups: list[int] | None = None) -> tuple[list[int], list[int]]:
     """Index the AVPs of ``buf[pos:end]`` (RFC 6733 §4.1): their keys and header offsets.
 
     Checks every AVP length (>= 8, >= 12 with V, within ``end``) and the reserved flag bits
     (3009); raises :class:`DecodeError`. ``pos`` is the first AVP's offset, 4-aligned. Given
-    ``keys`` and ``offs`` are filled in place (they hold the AVPs before an error)."""
+    ``keys`` and ``offs`` are filled in place (they hold the AVPs before an error). Given
+    ``unknown`` and ``groups``, AVPs outside the table with the M bit are appended to
+    ``unknown`` and the indexes of the table's Grouped AVPs to ``groups``."""
     if keys is None or offs is None:
         keys, offs = [], []
     add_key = keys.append
     add_off = offs.append
     unpack2 = _AVP_HDR.unpack_from
     unpack3 = _AVP_HDR_V.unpack_from
+    info_get = _IS_GROUPED.get
+    add_unknown = unknown.append if unknown is not None else None
+    add_group = groups.append if groups is not None else None
     while pos < end:
         if end - pos < 8:
             raise DecodeError(d.DIAMETER_INVALID_AVP_LENGTH, "truncated AVP header", _failed_for_length(buf, pos, end))
@@ -278,6 +284,13 @@ def scan(buf: bytes, pos: int, end: int, keys: list[int] | None = None,
             hl = 12 if flags & 0x80 else 8
             raise DecodeError(d.DIAMETER_INVALID_AVP_BITS, "reserved AVP flag bits set",
                               Avp(code, key >> 32, flags & 0x60, buf[pos + hl:nxt]))
+        if add_group is not None:  # validating: unknown M-bit AVPs, where the groups are
+            info = info_get(key)
+            if info is None:
+                if flags & 0x40 and add_unknown is not None:
+                    add_unknown(Avp(code, key >> 32, flags, buf[(pos + 12 if flags & 0x80 else pos + 8):nxt]))
+            elif info:
+                add_group(len(keys))
         add_key(key)
         add_off(pos)
         pos = nxt + (-length & 3)
@@ -523,26 +536,42 @@ class AvpGroup:
         the table that have the M bit, at any depth (answer 5001 with them, RFC 6733 §7.1.5).
 
         Raises :class:`DecodeError`. The data size of fixed-size types (Unsigned32, ...) is
-        checked when the value is read, which raises 5014 then."""
+        checked when the value is read, which raises 5014 then. ``codec.decode`` runs this
+        check while it indexes the message (``validate=True``)."""
         unknown: list[Avp] = []
+        group = self
         if self._items is not None:
             data = self.wire_data()
-            AvpGroup._view(data, 0, len(data), self._depth)._validate(unknown)
-        else:
-            self._validate(unknown)
+            group = AvpGroup._view(data, 0, len(data), self._depth)
+        nested: list[int] = []
+        scan(group._buf, group._start, group._end, [], [], unknown, nested)
+        if nested:
+            group._validate_scanned(unknown, nested)
         return unknown
 
-    def _validate(self, unknown: list[Avp]) -> None:
-        keys = self._keys
-        if not _KNOWN_KEYS.issuperset(keys):
-            buf, offs = self._buf, self._offs
-            for i, k in enumerate(keys):
-                if k not in _KNOWN_KEYS and buf[offs[i] + 4] & d.AVP_FLAG_M:
-                    unknown.append(_raw_at(buf, k, offs[i]))
-        if not _GROUPED_KEYS.isdisjoint(keys):
-            for i, k in enumerate(keys):
-                if k in _GROUPED_KEYS:
-                    self._group_at(i)._validate(unknown)
+    def _validate_scanned(self, unknown: list[Avp], groups: list[int]) -> None:
+        """Validate the groups at ``groups`` (indexes found by ``scan``), depth first."""
+        cache = self._groups
+        if cache is None:
+            cache = self._groups = {}
+        buf = self._buf
+        depth = self._depth + 1
+        for i in groups:
+            off = self._offs[i]
+            fl = _u32_from(buf, off + 4)[0]
+            s = off + (12 if fl & 0x80000000 else 8)
+            e = off + (fl & 0xFFFFFF)
+            if depth > MAX_DEPTH:
+                key = self._keys[i]
+                raise DecodeError(d.DIAMETER_INVALID_AVP_VALUE, "Grouped AVPs nested too deep",
+                                  Avp(key & 0xFFFFFFFF, key >> 32, fl >> 24, buf[s:e]))
+            g = _new(AvpGroup)
+            g._buf, g._start, g._end, g._depth, g._items, g._groups = buf, s, e, depth, None, None
+            inner: list[int] = []
+            g._keys, g._offs = scan(buf, s, e, [], [], unknown, inner)
+            cache[i] = g
+            if inner:
+                g._validate_scanned(unknown, inner)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {len(self)} AVPs>"
