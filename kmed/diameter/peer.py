@@ -183,10 +183,22 @@ def base_avp_codes(data: bytes) -> set[int]:
 def fill_missing(data: bytes, fill: Mapping[int, bytes]) -> bytes:
     """``data`` (an encoded message) with the encoded AVPs of ``fill`` (AVP code -> AVP bytes)
     whose code is not at its top level appended, and the message length updated."""
-    present = base_avp_codes(data)
-    extra = b"".join(avp for code, avp in fill.items() if code not in present)
-    if not extra:
+    missing = dict(fill)
+    unpack = _AVP_HEADER.unpack_from
+    pos, last = 20, len(data) - 8
+    while pos <= last:
+        code, flags_len = unpack(data, pos)
+        if code in missing and not flags_len & 0x80000000:
+            del missing[code]
+            if not missing:
+                return data
+        length = flags_len & 0xFFFFFF
+        if length < 8:
+            break
+        pos += (length + 3) & ~3
+    if not missing:
         return data
+    extra = b"".join(missing.values())
     length = len(data) + len(extra)
     return data[:1] + length.to_bytes(3, "big") + data[4:] + extra
 
