@@ -16,6 +16,7 @@ BENCHMARKS: dict[str, str] = {
     "diameter": "kmed.bench.diameter",
     "crypto": "kmed.bench.crypto",
     "hss": "kmed.bench.hss",
+    "load": "kmed.bench.load",
 }
 
 

@@ -92,7 +92,13 @@ def _run(args: argparse.Namespace) -> int:
         cfg = config.load(args.config, config.LOAD_SCHEMA)
     except config.ConfigError as exc:
         return _usage(str(exc))
-    log.setup(cfg["log"]["level"], cfg["log"]["format"])
+    stream = sys.stderr
+    if cfg["log"]["file"]:
+        try:
+            stream = open(cfg["log"]["file"], "a", encoding="utf-8")  # noqa: SIM115 (lives as long as the process)
+        except OSError as exc:
+            return _usage(f"{args.config}: key 'log.file': cannot open {cfg['log']['file']}: {exc.strerror or exc}")
+    log.setup(cfg["log"]["level"], cfg["log"]["format"], stream=stream)
     logger = log.get("load")
     load = cfg["load"]
     spec = PopulationSpec.from_config(cfg)
