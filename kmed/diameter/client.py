@@ -74,7 +74,7 @@ class _Slot:
             try:
                 conn = await connect(self.endpoint, self._new_connection, ssl_context=c.ssl_context,
                                      timeout=c.connect_timeout)
-            except (OSError, TimeoutError, ssl.SSLError) as exc:
+            except Exception as exc:  # refused, unreachable, TLS failure...: retry after the back-off
                 if not self.failing:
                     log.warning("diameter_connect_failed", error=str(exc) or type(exc).__name__)
                 self.failing = True
@@ -149,6 +149,9 @@ class DiameterClient:
         self.endpoints = list(connect)
         if not self.endpoints:
             raise ValueError("DiameterClient needs at least one peer endpoint")
+        for ep in self.endpoints:
+            if ep.transport == "tls" and ssl_context is None:
+                raise ValueError(f"{ep}: a tls:// endpoint needs a TLS context (tls_cert, tls_key, tls_ca)")
         self.destination_realm = destination_realm
         self.destination_host = destination_host
         self.request_timeout = request_timeout
