@@ -19,7 +19,7 @@ import collections
 import threading
 from collections.abc import Callable, Sequence
 
-from kmed.hss.store import Store, Write
+from kmed.hss.store import Store, Write, WriteRejected
 
 _Item = tuple[Sequence[Write], "asyncio.Future[list[bool]]"]
 
@@ -128,11 +128,16 @@ class GroupCommitter:
         flat = [w for writes, _ in batch for w in writes]
         try:
             results = store.apply(flat)
-        except Exception as exc:
+        except WriteRejected as exc:
             if len(batch) == 1:
-                return [CommitFailed(f"store write failed: {type(exc).__name__}: {exc}")]
-            # Isolate the request at fault: commit each alone.
+                return [CommitFailed(str(exc))]
+            # A constraint refused one request's writes: commit each request alone.
             return [GroupCommitter._commit(store, [item])[0] for item in batch]
+        except Exception as exc:
+            # The store is unavailable (locked past the busy timeout, I/O error): the whole
+            # batch fails at once, without retrying each request into the same wall.
+            failed = CommitFailed(f"store write failed: {type(exc).__name__}: {exc}")
+            return [failed] * len(batch)
         out: list[list[bool] | BaseException] = []
         i = 0
         for writes, _ in batch:

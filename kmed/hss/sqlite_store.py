@@ -32,6 +32,7 @@ from kmed.hss.store import (
     StoreKme,
     Subscriber,
     Write,
+    WriteRejected,
 )
 
 SYNCHRONOUS = ("full", "normal")
@@ -143,6 +144,10 @@ class SqliteStore:
                     audits,
                 )
             db.execute("COMMIT")
+        except sqlite3.IntegrityError as exc:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise WriteRejected(f"rejected by the store: {exc}") from None
         except BaseException:
             if db.in_transaction:
                 db.execute("ROLLBACK")

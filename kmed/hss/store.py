@@ -25,6 +25,11 @@ class NotFound(StoreError):
     """A record the operation needs does not exist."""
 
 
+class WriteRejected(StoreError):
+    """:meth:`Store.apply` refused the writes themselves (a constraint), as opposed to the
+    store being unavailable (locked, I/O error), which raises the driver's own error."""
+
+
 @dataclass(slots=True)
 class StoredKme:
     """The KME held for an IMSI (seed step 13): issued for ``imei`` at ``issued_at`` (µs)."""

@@ -9,6 +9,7 @@ import os
 import sqlite3
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,7 +18,7 @@ from kmed.hss import migrations
 from kmed.hss.files import load_or_create_key
 from kmed.hss.groupcommit import CommitFailed, GroupCommitter
 from kmed.hss.sqlite_store import SqliteStore, sqlite_path
-from kmed.hss.store import Duplicate, NotFound, SetLocation, SetSqn, StoreError, StoreKme
+from kmed.hss.store import Duplicate, NotFound, SetLocation, SetSqn, StoreError, StoreKme, WriteRejected
 from tests.hss.conftest import IMEI, IMSI, OPC, K
 
 
@@ -100,7 +101,7 @@ def test_apply_is_atomic(tmp_path: Path) -> None:
     s = SqliteStore(tmp_path / "hss.sqlite")
     s.add_subscriber(IMSI, K, OPC, b"\x80\x00", 0)
     bad = SetLocation("001019999999999", "mme", "realm", b"\0\0\0", 1004, None, None, 1)  # FK violation
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(WriteRejected):
         s.apply([SetSqn(IMSI, 99), bad])
     assert s.subscriber(IMSI).sqn == 0  # type: ignore[union-attr]
 
@@ -151,3 +152,37 @@ def test_group_commit_batches_and_resolves_after_commit(tmp_path: Path) -> None:
     gc = asyncio.run(run())
     assert gc.requests == 201
     assert gc.batches < gc.requests  # grouped: fewer transactions than requests
+
+
+def test_group_commit_store_locked_fails_batch_once(tmp_path: Path) -> None:
+    """An admin transaction holding the write lock past the busy timeout fails the waiting
+    batch as a whole (no per-request retries into the same lock), then service resumes."""
+    path = tmp_path / "hss.sqlite"
+    s = SqliteStore(path)
+    imsis = [f"0010100000{i:05d}" for i in range(10)]
+    s.provision([(i, K, OPC, b"\x80\x00", 0) for i in imsis], [], [])
+    s.close()
+    admin = sqlite3.connect(path, isolation_level=None)
+    admin.execute("BEGIN IMMEDIATE")
+
+    applies: list[int] = []
+
+    class Counting(SqliteStore):
+        def apply(self, writes: Any) -> list[bool]:
+            applies.append(len(writes))
+            return super().apply(writes)
+
+    async def run() -> None:
+        gc = GroupCommitter(lambda: Counting(path, busy_timeout_s=0.3))
+        gc.start()
+        futs = [gc.submit([SetSqn(imsi, 7)]) for imsi in imsis]
+        for fut in futs:
+            with pytest.raises(CommitFailed, match="locked"):
+                await fut
+        assert applies == [10]  # one attempt for the batch, not one more per request
+        admin.execute("ROLLBACK")
+        assert await gc.submit([SetSqn(imsis[0], 9)]) == [True]
+        await gc.close()
+
+    asyncio.run(run())
+    admin.close()
