@@ -105,9 +105,7 @@ class Showcase:
         return result
 
     def hss_kme(self) -> str | None:
-        shown = self.lab.show(IMSI)
-        kme = shown.get("kme") or {}
-        fp = kme.get("fingerprint") if isinstance(kme, dict) else shown.get("kme_fingerprint")
+        fp = self.lab.show(IMSI).get("kme_fingerprint")
         return str(fp) if fp else None
 
     def run(self) -> None:
