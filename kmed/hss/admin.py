@@ -86,7 +86,6 @@ def open_store(config_path: str) -> SqliteStore:
 def _run_admin(args: argparse.Namespace) -> int:
     try:
         action = args.admin_action
-        # Validate arguments before touching the store.
         store = open_store(args.config)
     except cfg.ConfigError as exc:
         _err(str(exc))

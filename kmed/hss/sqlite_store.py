@@ -51,7 +51,7 @@ class SqliteStore:
         synchronous: str = "full",
         busy_timeout_s: float = 10.0,
         migrate: bool = True,
-        mmap_mb: int = 256,
+        mmap_mb: int = 1024,
     ) -> None:
         if synchronous not in SYNCHRONOUS:
             raise ValueError(f"synchronous must be one of {SYNCHRONOUS}")
