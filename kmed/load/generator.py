@@ -218,7 +218,9 @@ class Generator:
         proc = UeProcedure(ue.usim, ue.me, self.s.plmn_id, kind=model.kind, timer_s=self.s.timeout_s,
                            max_attempts=1, trace=False)
         self.in_flight += 1
-        future = ProcedureRunner(link, proc).start(self.s.timeout_s)
+        # One attempt whose T3410/T3430 is the deadline: the procedure's own timer bounds it
+        # ("no answer: T3410 expired"), so no second timer handle per procedure is needed.
+        future = ProcedureRunner(link, proc).start(None)
         future.add_done_callback(lambda f: self._finished(index, model, t_intended, rec, f, on_done))
 
     def _finished(
