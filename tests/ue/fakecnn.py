@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from kmed.crypto import kme
 from kmed.nas.codec import NasMessage
@@ -53,8 +53,7 @@ class FakeCnn(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's do not subclass asyncio's
 
     def data_received(self, data: bytes) -> None:
         for f in self.decoder.feed(data):

@@ -32,8 +32,10 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_many_ues_multiplexed_on_one_link() -> None:
-    """50 UEs provision concurrently over one connection; each gets its own outcome."""
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_many_ues_multiplexed_on_one_link(loop: str) -> None:
+    """50 UEs provision concurrently over one connection; each gets its own outcome (on the
+    default event loop and on uvloop, which the load harness uses)."""
     n = 50
 
     async def main() -> tuple[list[Any], list[str], int]:
@@ -55,7 +57,12 @@ def test_many_ues_multiplexed_on_one_link() -> None:
             await link.wait_closed()
             return outcomes, log, left
 
-    outcomes, log, left = asyncio.run(main())
+    factory = None
+    if loop == "uvloop":
+        uvloop = pytest.importorskip("uvloop")
+        factory = uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        outcomes, log, left = runner.run(main())
     assert left == 0
     assert all(o.result == "accepted" and o.kme_provisioned for o in outcomes), [o.error for o in outcomes]
     assert len({o.kme_fingerprint for o in outcomes}) == n  # each ME its own KME
