@@ -8,8 +8,8 @@ user would) in phases:
 1. ``provision``: the provisioning call model at ``--provision-rate`` for ``--duration`` s;
 2. ``attach``: KME-match attaches at ``--attach-rate`` for ``--duration`` s (the UE state the
    first phase left is handed over with ``--state``, so no warm-up is needed);
-3. ``hold``: the CNN restarted empty, ``--hold-ues`` UEs attached and held; the CNN's memory
-   per held UE context from its RSS.
+3. ``hold``: the CNN restarted empty, ``--hold-ues`` UEs attached (KME matches when the
+   phases before provisioned them) and held; the CNN's memory per held UE context from its RSS.
 
 For each phase it prints the report's figures, whether the target was met (rate, p99 < 250 ms,
 no failure), and the CPU seconds each process used (HSS and CNN from /proc/PID/stat, the
@@ -235,7 +235,9 @@ def main(argv: list[str]) -> int:
                                args.provision_rate, "attach_provision"),
             "attach": Phase("attach", ["--scenario", "attach", "--ues", str(args.ues), "--rate", str(args.attach_rate),
                                        "--state", str(state), *common], args.attach_rate, "attach"),
-            "hold": Phase("hold", ["--hold", "--ues", str(args.hold_ues), "--no-plot", *common], None, "attach"),
+            # With the state of the phases before, the held UEs' attaches match (their MEs hold KMEs).
+            "hold": Phase("hold", ["--hold", "--ues", str(args.hold_ues), "--state", str(state), "--no-plot",
+                                   *common], None, "attach"),
         }
         for name in phases:
             phase = table[name]

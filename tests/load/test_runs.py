@@ -162,10 +162,12 @@ def test_two_worker_processes(lab: Lab, tmp_path: Path) -> None:
     assert sum(p["ok"] for p in report["procedures"].values()) > 0
 
 
-def test_cnn_not_running(tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_cnn_not_running(tmp_path: Path, workers: str) -> None:
     port = free_port()
     cfg = write_config(tmp_path / "load.toml", port)
-    done, report = run_load(cfg, tmp_path / "r.json", "--ues", "10", "--rate", "10", "--duration", "1")
+    done, report = run_load(cfg, tmp_path / "r.json", "--ues", "10", "--rate", "10", "--duration", "1",
+                            "--workers", workers)
     assert done.returncode == 1
     assert f"cannot reach the CNN: tcp://127.0.0.1:{port}" in done.stderr
     assert report["status"] == "aborted"
