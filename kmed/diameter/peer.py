@@ -36,6 +36,10 @@ from kmed.diameter.message import Avp, DecodeError, Message
 from kmed.diameter.node import APP_RELAY, LocalNode, PeerInfo
 
 FLAG_R, FLAG_P, FLAG_E, FLAG_T = d.FLAG_R, d.FLAG_P, d.FLAG_E, d.FLAG_T
+APP_COMMON = d.APP_COMMON
+#: Base-protocol commands the peer layer itself handles (RFC 6733 §5).
+_BASE_COMMANDS = frozenset((d.CMD_CER, d.CMD_DWR, d.CMD_DPR))
+_COMMANDS = dict(d.COMMANDS_BY_CODE)  # a plain dict: faster lookups than the read-only proxy
 
 #: RFC 6733 §5.4.3 Disconnect-Cause values.
 REBOOTING = 0
@@ -437,12 +441,13 @@ class Peer:
         n = len(data)
         max_size = self.max_message_size
         while n - pos >= 4:
-            try:
-                length = frame_length(data[pos:pos + 4], max_size)
-            except DecodeError as err:
-                self._framing_error(data[pos:pos + 20], err, out)
-                return out
-            assert length is not None
+            length = (data[pos + 1] << 16) | (data[pos + 2] << 8) | data[pos + 3]
+            if data[pos] != 1 or length < 20 or length & 3 or length > max_size:
+                try:  # not a frame we accept: let the codec say why (5011, 5015)
+                    frame_length(data[pos:pos + 4], max_size)
+                except DecodeError as err:
+                    self._framing_error(data[pos:pos + 20], err, out)
+                    return out
             if n - pos < length:
                 break
             self._frame(data[pos:pos + length] if pos or length != n else data, now, out)
@@ -486,10 +491,9 @@ class Peer:
             self._dwr_pending = False
             self._set_state(PeerState.OKAY, out)
             self._set_watchdog(now)
-        flags = msg.flags
-        if msg.application_id == d.APP_COMMON and msg.command_code in (d.CMD_DWR, d.CMD_DPR, d.CMD_CER):
+        if msg.application_id == APP_COMMON and msg.command_code in _BASE_COMMANDS:
             self._base_message(msg, now, out)
-        elif flags & FLAG_R:
+        elif msg.flags & FLAG_R:
             self._request(msg, out)
         else:
             p = self._pending.pop(msg.hop_by_hop, None)
@@ -503,13 +507,13 @@ class Peer:
             self.discarded_requests += 1  # RFC 3539 §3.4.2 REOPEN: Throwaway()
             return
         app = msg.application_id
-        if app == d.APP_COMMON:  # base commands other than CER/DWR/DPR are not served here
+        if app == APP_COMMON:  # base commands other than CER/DWR/DPR are not served here
             self._error_answer(msg, d.DIAMETER_COMMAND_UNSUPPORTED, out)
             return
-        if not self.node.supports(app):
+        if app not in self.node.auth_application_ids:
             self._error_answer(msg, d.DIAMETER_APPLICATION_UNSUPPORTED, out)
             return
-        cmd = d.COMMANDS_BY_CODE.get(msg.command_code)
+        cmd = _COMMANDS.get(msg.command_code)
         if cmd is None or cmd.application_id != app:
             self._error_answer(msg, d.DIAMETER_COMMAND_UNSUPPORTED, out)
             return
