@@ -82,6 +82,7 @@ def provision(config: Path, count: int) -> float:
 def start_hss(config: Path, log_path: Path) -> subprocess.Popen[bytes]:
     """Start the HSS and wait for systemd's READY=1 on a private NOTIFY_SOCKET."""
     notify_path = config.parent / "notify.sock"
+    notify_path.unlink(missing_ok=True)
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as ns:
         ns.bind(str(notify_path))
         ns.settimeout(60)

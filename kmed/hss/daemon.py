@@ -27,6 +27,7 @@ from kmed.diameter.message import Message
 from kmed.diameter.node import LocalNode, PeerInfo
 from kmed.hss.files import load_or_create_key
 from kmed.hss.groupcommit import CommitFailed, GroupCommitter
+from kmed.hss.logstream import LoopFlushedStream
 from kmed.hss.s6a import HssPolicy, Outcome, S6aHandlers
 from kmed.hss.sqlite_store import SqliteStore, sqlite_path
 from kmed.hss.store import StoreError
@@ -131,18 +132,28 @@ def _policy(hss: dict[str, Any]) -> HssPolicy:
     )
 
 
-_log_file: list[TextIO] = []  # the open [log] file, replaced on SIGHUP (log rotation)
+#: The log stream in use (stderr or ``[log] file``), replaced on SIGHUP (log rotation).
+_log_stream: list[LoopFlushedStream] = []
+_LOG_BUFFER = 1 << 16
 
 
 def _setup_logging(conf: dict[str, Any]) -> None:
-    """Configure structlog; with ``[log] file``, (re)open that file (line-buffered)."""
+    """Configure structlog on a stream written once per loop iteration (kmed.hss.logstream):
+    stderr, or ``[log] file`` (re)opened for appending."""
     path = conf["log"]["file"]
-    stream = open(path, "a", encoding="utf-8", buffering=1) if path else None  # noqa: SIM115 (kept open)
-    klog.setup(conf["log"]["level"], conf["log"]["format"], stream)
-    while _log_file:
-        _log_file.pop().close()
-    if stream is not None:
-        _log_file.append(stream)
+    raw: TextIO
+    if path:
+        raw = open(path, "a", encoding="utf-8", buffering=_LOG_BUFFER)  # noqa: SIM115 (kept open)
+    else:
+        raw = open(os.dup(2), "w", encoding="utf-8", buffering=_LOG_BUFFER, closefd=True)  # noqa: SIM115
+    stream = LoopFlushedStream(raw)
+    old = _log_stream[0] if _log_stream else None
+    if old is not None:
+        stream.attach(old._loop)
+    klog.setup(conf["log"]["level"], conf["log"]["format"], stream)  # type: ignore[arg-type]
+    _log_stream[:] = [stream]
+    if old is not None:
+        old.close()
 
 
 async def serve(config_path: str, conf: dict[str, Any]) -> int:
@@ -192,6 +203,8 @@ async def serve(config_path: str, conf: dict[str, Any]) -> int:
                             max_message_size=dia["max_message_size"], ssl_context=ssl_context)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    if _log_stream:
+        _log_stream[0].attach(loop)
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     loop.add_signal_handler(signal.SIGHUP, lambda: _reload(config_path, server, service))
@@ -219,6 +232,8 @@ async def serve(config_path: str, conf: dict[str, Any]) -> int:
         watchdog.cancel()
     log.info("hss_stopped", drained_s=round(time.monotonic() - t0, 3), batches=committer.batches,
              committed=committer.requests)
+    if _log_stream:
+        _log_stream[0].attach(None)
     return 0
 
 
@@ -265,3 +280,6 @@ def main(config_path: str) -> int:
     except (StoreError, OSError) as exc:
         klog.get("hss").error("hss_failed", error=f"{type(exc).__name__}: {exc}")
         return 1
+    finally:
+        if _log_stream:
+            _log_stream[0].attach(None)
