@@ -227,7 +227,8 @@ class S6aHandlers:
             count = max(1, min(wanted, self.policy.max_vectors))
             resync = None if info is None else info.get("Re-Synchronization-Info")
             # The KME held matters only to compare a KME-Check (step 2).
-            need_kme = step == 2 and req.get("KME-Check") is not None
+            check = req.get("KME-Check") if step == 2 else None
+            need_kme = check is not None
             sub = self.store.subscriber(imsi, need_kme) if _is_imsi(imsi) else None
             if sub is None:
                 raise self._user_unknown(req)
@@ -243,7 +244,7 @@ class S6aHandlers:
                 bind_key, binding = self._issue_kme(req, imsi, peer, writes, kme_avps)
                 outcome = "kme_issued"
             else:
-                bind_key, binding, status = self._check_kme(req, sub.kme.kme if sub.kme else None)
+                bind_key, binding, status = self._check_kme(req, check, sub.kme.kme if sub.kme else None)
                 kme_avps.append(("KME-Status", status))
             try:
                 sqns = self.scheme.allocate(sqn_he, count)
@@ -290,13 +291,12 @@ class S6aHandlers:
             ) from None
         return self.scheme.resync(sqn_he, sqn_ms)
 
-    def _check_kme(self, req: Message, held: bytes | None) -> tuple[bytes | None, int, int]:
+    def _check_kme(self, req: Message, check: bytes | None, held: bytes | None) -> tuple[bytes | None, int, int]:
         """Seed step 2: compare KME-Check with our own over KME-Check-Identity.
 
         Returns (key the vectors are bound to, KME-Binding, KME-Status). No KME-Check (the UE
         holds no KME), no KME held here, or a mismatch: PROVISIONING_REQUIRED, not bound.
         """
-        check = req.get("KME-Check")
         identity = req.get("KME-Check-Identity")
         if (check is None) != (identity is None):
             raise _Reject(
