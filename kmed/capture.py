@@ -29,7 +29,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -37,6 +36,7 @@ from enum import IntEnum
 from pathlib import Path
 
 from kmed.crypto import ecies
+from kmed.diameter import dictionary
 from kmed.diameter.wireshark import install_dictionary
 from kmed.nas.frame import HEADER_SIZE, VERSION, ErrorCause, FrameType, ReleaseCause
 from kmed.nas.ies import IEI_KME_BINDING_INDICATOR, IEI_KME_CHECK, KME_SCHEME_VALUES, Format, KmeBindingIndicator
@@ -44,15 +44,16 @@ from kmed.nas.messages import MESSAGES_BY_NAME, MessageSpec, MessageType
 
 __all__ = [
     "DEFAULT_DIAMETER_PORT",
+    "DEFAULT_PORTS",
     "DEFAULT_UE_LINK_PORT",
     "LUA_BEGIN",
     "LUA_END",
     "PROBLEM_FILTER",
     "Capture",
     "CaptureSummary",
+    "Ports",
     "WiresharkDirs",
     "capture_command",
-    "capture_filter",
     "dissector_path",
     "lua_generated_section",
     "lua_tables",
@@ -60,8 +61,10 @@ __all__ = [
     "prepare_dirs",
     "private_dirs",
     "run_tshark",
+    "stream_tshark",
     "summarize",
     "tshark_command",
+    "value_names",
 ]
 
 DEFAULT_DIAMETER_PORT = 3868  # RFC 6733 §2.1
@@ -239,33 +242,56 @@ def prepare_dirs(root: str | Path, *, system_data_dir: str | Path = SYSTEM_DATA_
     return WiresharkDirs(root, data, config, lua, run_as)
 
 
-def _port_args(ue_link_ports: Iterable[int], diameter_ports: Iterable[int]) -> list[str]:
-    # Decode As for each port (a preference change would undo an earlier -d on the default port).
-    args: list[str] = []
-    for port in ue_link_ports:
-        args += ["-d", f"tcp.port=={port},kmed_uelink"]
-    for port in diameter_ports:
-        if port != DEFAULT_DIAMETER_PORT:  # Wireshark decodes 3868 as Diameter already
-            args += ["-d", f"tcp.port=={port},diameter"]
-    return args
+@dataclass(frozen=True)
+class Ports:
+    """Where the kmed traffic is: the UE link's and Diameter's TCP ports, or, with `any_port`, on
+    any TCP port (captured as all TCP, found by the UE link heuristic, which needs the
+    connection's LINK_SETUP, and Wireshark's Diameter-over-TCP heuristic)."""
+
+    ue_link: tuple[int, ...] = (DEFAULT_UE_LINK_PORT,)
+    diameter: tuple[int, ...] = (DEFAULT_DIAMETER_PORT,)
+    any_port: bool = False
+
+    def capture_filter(self) -> str:
+        """A BPF capture filter for the ports (both directions)."""
+        if self.any_port:
+            return "tcp"
+        return " or ".join(f"tcp port {p}" for p in sorted({*self.ue_link, *self.diameter}))
+
+    def decode_args(self) -> list[str]:
+        """tshark options decoding the ports: Decode As for each one (a preference change would
+        undo an earlier -d on the default port), and the heuristics for `any_port`."""
+        args: list[str] = []
+        for port in self.ue_link:
+            args += ["-d", f"tcp.port=={port},kmed_uelink"]
+        for port in self.diameter:
+            if port != DEFAULT_DIAMETER_PORT:  # Wireshark decodes 3868 as Diameter already
+                args += ["-d", f"tcp.port=={port},diameter"]
+        if self.any_port:
+            args += ["-o", "kmed_uelink.heuristic:TRUE", "--enable-heuristic", "diameter_tcp"]
+        return args
+
+
+DEFAULT_PORTS = Ports()
 
 
 def tshark_command(
     dirs: WiresharkDirs,
     args: Sequence[str],
+    ports: Ports = DEFAULT_PORTS,
     *,
-    ue_link_ports: Iterable[int] = (DEFAULT_UE_LINK_PORT,),
-    diameter_ports: Iterable[int] = (DEFAULT_DIAMETER_PORT,),
     tshark: str | None = None,
+    leading: Sequence[str] = (),
 ) -> tuple[list[str], dict[str, str]]:
     """(argv, environment) running tshark with the dissector, the dictionary and the kmed ports.
 
     `args` are tshark's own (read the capture with ``-r -`` and pass it on stdin when `run_as`
-    is set: the unprivileged user may not be able to open the file)."""
+    is set: the unprivileged user may not be able to open the file); `leading` go first (``-G``
+    must)."""
     exe = tshark or shutil.which("tshark")
     if exe is None:
         raise FileNotFoundError("tshark is not installed (Debian: apt-get install tshark)")
-    argv = [exe, "-X", f"lua_script:{dirs.lua_script}", *_port_args(ue_link_ports, diameter_ports), *args]
+    argv = [exe, *leading, "-X", f"lua_script:{dirs.lua_script}", *ports.decode_args(), *args]
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "LC_ALL": "C.UTF-8",
@@ -284,13 +310,12 @@ def run_tshark(
     dirs: WiresharkDirs,
     capture: str | Path,
     args: Sequence[str],
+    ports: Ports = DEFAULT_PORTS,
     *,
-    ue_link_ports: Iterable[int] = (DEFAULT_UE_LINK_PORT,),
-    diameter_ports: Iterable[int] = (DEFAULT_DIAMETER_PORT,),
     timeout: float = 120.0,
 ) -> subprocess.CompletedProcess[str]:
     """Run tshark on the capture file (fed on stdin) with `args`; output captured as text."""
-    argv, env = tshark_command(dirs, ["-r", "-", *args], ue_link_ports=ue_link_ports, diameter_ports=diameter_ports)
+    argv, env = tshark_command(dirs, ["-r", "-", *args], ports)
     with open(capture, "rb") as stdin:
         return subprocess.run(argv, stdin=stdin, env=env, capture_output=True, text=True, timeout=timeout,
                               check=False)
@@ -310,15 +335,25 @@ def private_dirs() -> Iterator[WiresharkDirs]:
 # --- what a capture holds -----------------------------------------------------------------------
 
 PROBLEM_FILTER = "_ws.malformed || _ws.expert.severity >= error"
+KMED_FILTER = "kmed_uelink || diameter"
+_NAMED_FIELDS = ("nas_eps.nas_msg_emm_type", "nas_eps.nas_msg_esm_type", "diameter.cmd.code")
+_SUMMARY_FIELDS = (
+    "kmed_uelink.type", "nas_eps.nas_msg_emm_type", "nas_eps.nas_msg_esm_type", "kmed_nas.msg_type",
+    "kmed_nas.kme_check", "kmed_nas.kme_binding_indicator", "kmed_nas.security_header_type",
+    "nas_eps.security_header_type", "diameter.cmd.code", "diameter.flags.request",
+)
 _KMED_IE_FIELDS = {"kmed_nas.kme_check": "KME_Check", "kmed_nas.kme_binding_indicator": "KME binding indicator"}
-KME_VENDOR_ID = "32473"
+_KMED_MESSAGE_NAMES = {
+    MessageType.KME_PROVISIONING_COMMAND: "KME Provisioning Command",
+    MessageType.KME_PROVISIONING_RESPONSE: "KME Provisioning Response",
+}
 
 
 @dataclass
 class CaptureSummary:
     """What a decode of a capture shows, by name (counts per name)."""
 
-    packets: int = 0
+    packets: int = 0  # packets with kmed traffic (UE link or Diameter)
     problems: list[str] = field(default_factory=list)  # "frame N: Info" matching PROBLEM_FILTER
     uelink_frames: Counter[str] = field(default_factory=Counter)  # frame type names
     nas_messages: Counter[str] = field(default_factory=Counter)  # nas-eps EMM/ESM and kmed messages
@@ -337,9 +372,10 @@ class CaptureSummary:
             return f"{title}: {items or '-'}"
 
         return "\n".join([
-            f"packets: {self.packets}",
+            f"packets with kmed traffic: {self.packets}",
             f"malformed or error-level expert info ({PROBLEM_FILTER}): {len(self.problems)}",
-            *(f"  {p}" for p in self.problems),
+            *(f"  {p}" for p in self.problems[:50]),
+            *([f"  ... and {len(self.problems) - 50} more"] if len(self.problems) > 50 else []),
             line("UE link frames", self.uelink_frames),
             line("NAS messages", self.nas_messages),
             line("kmed NAS IEs", self.kmed_ies),
@@ -349,80 +385,108 @@ class CaptureSummary:
         ])
 
 
-def _label(showname: str) -> str:
-    """'Type: Attach request (0x41)' -> 'Attach request'."""
-    value = showname.split(": ", 1)[-1]
-    return value.rsplit(" (", 1)[0] if value.endswith(")") else value
+@contextlib.contextmanager
+def stream_tshark(
+    dirs: WiresharkDirs, capture: str | Path, args: Sequence[str], ports: Ports = DEFAULT_PORTS
+) -> Iterator[Iterator[str]]:
+    """tshark on the capture file (on stdin); yields its output lines as they come, so a large
+    capture never sits in memory. Raises RuntimeError if tshark fails."""
+    argv, env = tshark_command(dirs, ["-r", "-", *args], ports)
+    with open(capture, "rb") as stdin, tempfile.TemporaryFile() as err, subprocess.Popen(
+        argv, stdin=stdin, stdout=subprocess.PIPE, stderr=err, env=env, text=True, encoding="utf-8",
+        errors="replace",
+    ) as proc:
+        assert proc.stdout is not None
+        try:
+            yield (line.rstrip("\n") for line in proc.stdout)
+        finally:
+            proc.stdout.close()
+            status = proc.wait()
+        if status != 0:
+            err.seek(0)
+            raise RuntimeError(f"tshark exited {status}: {err.read().decode(errors='replace').strip()[-2000:]}")
 
 
-def _summarize_pdml(pdml: str, summary: CaptureSummary) -> None:
-    root = ET.fromstring(pdml)
-    for packet in root.iter("packet"):
-        summary.packets += 1
-        for diameter in (p for p in packet.iter("proto") if p.get("name") == "diameter"):
-            cmd = request = None
-            for f in diameter.iter("field"):
-                name = f.get("name")
-                if name == "diameter.cmd.code" and cmd is None:
-                    cmd = _label(f.get("showname", ""))
-                elif name == "diameter.flags.request" and request is None:
-                    request = f.get("show") == "1"
-                elif name == "diameter.avp" and any(
-                    c.get("name") == "diameter.avp.vendorId" and c.get("show") == KME_VENDOR_ID for c in f
-                ):
-                    summary.kme_avps[f.get("showname", "").removeprefix("AVP: ").split("(", 1)[0]] += 1
-            if cmd is not None:
-                summary.diameter[f"{cmd} {'Request' if request else 'Answer'}"] += 1
-        for f in packet.iter("field"):
-            name = f.get("name", "")
-            if name == "kmed_uelink.type":
-                summary.uelink_frames[_label(f.get("showname", ""))] += 1
-            elif name in ("nas_eps.nas_msg_emm_type", "nas_eps.nas_msg_esm_type", "kmed_nas.msg_type"):
-                summary.nas_messages[_label(f.get("showname", ""))] += 1
-            elif name in _KMED_IE_FIELDS:
-                summary.kmed_ies[_KMED_IE_FIELDS[name]] += 1
-            elif name in ("nas_eps.security_header_type", "kmed_nas.security_header_type") and f.get("show") in (
-                "2", "4"
-            ):
-                summary.ciphered += 1
+def value_names(dirs: WiresharkDirs, fields: Iterable[str]) -> dict[str, dict[int, str]]:
+    """Wireshark's value names of integer fields (``tshark -G values``, with the private setup, so
+    the Diameter commands of the loaded dictionaries are there)."""
+    wanted = set(fields)
+    names: dict[str, dict[int, str]] = {f: {} for f in wanted}
+    argv, env = tshark_command(dirs, [], leading=["-G", "values"])
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True,
+                          encoding="utf-8", errors="replace") as proc:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            parts = line.rstrip("\n").split("\t")
+            if len(parts) == 4 and parts[0] == "V" and parts[1] in wanted:
+                with contextlib.suppress(ValueError):
+                    names[parts[1]].setdefault(int(parts[2], 0), parts[3])
+    return names
 
 
-def summarize(
-    capture: str | Path,
-    dirs: WiresharkDirs,
-    *,
-    ue_link_ports: Iterable[int] = (DEFAULT_UE_LINK_PORT,),
-    diameter_ports: Iterable[int] = (DEFAULT_DIAMETER_PORT,),
-) -> CaptureSummary:
-    """Decode the capture twice (the problem filter, then PDML) and count what it shows."""
-    ue, dia = tuple(ue_link_ports), tuple(diameter_ports)
-    bad = run_tshark(dirs, capture, ["-Y", PROBLEM_FILTER, "-T", "fields", "-e", "frame.number", "-e",
-                                     "_ws.col.Info"], ue_link_ports=ue, diameter_ports=dia)
-    _check(bad)
+def _values(cell: str) -> list[str]:
+    return [v for v in cell.split("|") if v]
+
+
+def summarize(capture: str | Path, dirs: WiresharkDirs, ports: Ports = DEFAULT_PORTS) -> CaptureSummary:
+    """Decode the capture twice (the problem filter, then the fields that name things) and count
+    what it shows. With `ports.any_port`, only problems in kmed traffic count (lo carries others')."""
     summary = CaptureSummary()
-    summary.problems = [f"frame {ln.replace(chr(9), ': ', 1)}" for ln in bad.stdout.splitlines() if ln.strip()]
-    pdml = run_tshark(dirs, capture, ["-T", "pdml"], ue_link_ports=ue, diameter_ports=dia)
-    _check(pdml)
-    _summarize_pdml(pdml.stdout, summary)
+    problem = f"({KMED_FILTER}) && ({PROBLEM_FILTER})" if ports.any_port else PROBLEM_FILTER
+    with stream_tshark(dirs, capture, ["-Y", problem, "-T", "fields", "-e", "frame.number", "-e", "_ws.col.Info"],
+                       ports) as lines:
+        summary.problems = [f"frame {ln.replace(chr(9), ': ', 1)}" for ln in lines if ln.strip()]
+    avps = [a.name for a in dictionary.AVPS if a.vendor == dictionary.VENDOR_KMED] if dirs.data_dir else []
+    fields = [*_SUMMARY_FIELDS, *(f"diameter.{name}" for name in avps)]
+    names = value_names(dirs, _NAMED_FIELDS)
+    args = ["-Y", KMED_FILTER, "-T", "fields", "-E", "occurrence=a", "-E", "aggregator=|"]
+    for f in fields:
+        args += ["-e", f]
+    with stream_tshark(dirs, capture, args, ports) as lines:
+        for line in lines:
+            _count(summary, dict(zip(fields, line.split("\t"), strict=False)), names, avps)
     return summary
 
 
-def _check(done: subprocess.CompletedProcess[str]) -> None:
-    if done.returncode != 0:
-        raise RuntimeError(f"tshark exited {done.returncode}: {done.stderr.strip()[-2000:]}")
+def _name(names: dict[int, str], raw: str) -> str:
+    try:
+        value = int(raw, 0)
+    except ValueError:
+        return raw
+    return names.get(value, f"{raw} (unnamed)")
+
+
+def _count(s: CaptureSummary, row: dict[str, str], names: dict[str, dict[int, str]], avps: list[str]) -> None:
+    s.packets += 1
+    for raw in _values(row.get("kmed_uelink.type", "")):
+        s.uelink_frames[_name({int(t): t.name for t in FrameType}, raw)] += 1
+    for f in ("nas_eps.nas_msg_emm_type", "nas_eps.nas_msg_esm_type"):
+        for raw in _values(row.get(f, "")):
+            s.nas_messages[_name(names[f], raw)] += 1
+    for raw in _values(row.get("kmed_nas.msg_type", "")):
+        s.nas_messages[_name({int(k): v for k, v in _KMED_MESSAGE_NAMES.items()}, raw)] += 1
+    for f, label in _KMED_IE_FIELDS.items():
+        n = len(_values(row.get(f, "")))
+        if n:
+            s.kmed_ies[label] += n
+    for f in ("kmed_nas.security_header_type", "nas_eps.security_header_type"):
+        s.ciphered += sum(v in ("2", "4") for v in _values(row.get(f, "")))
+    commands = _values(row.get("diameter.cmd.code", ""))
+    requests = _values(row.get("diameter.flags.request", ""))
+    for raw, req in zip(commands, requests, strict=False):
+        s.diameter[f"{_name(names['diameter.cmd.code'], raw)} {'Request' if req in ('1', 'True') else 'Answer'}"] += 1
+    for name in avps:
+        n = len(_values(row.get(f"diameter.{name}", "")))
+        if n:
+            s.kme_avps[name] += n
 
 
 # --- capturing ----------------------------------------------------------------------------------
 
 
-def capture_filter(ports: Iterable[int]) -> str:
-    """A BPF capture filter for the TCP ports (both directions)."""
-    return " or ".join(f"tcp port {p}" for p in sorted(set(ports)))
-
-
 def capture_command(
     output: str | Path,
-    ports: Iterable[int] = (DEFAULT_DIAMETER_PORT, DEFAULT_UE_LINK_PORT),
+    ports: Ports = DEFAULT_PORTS,
     *,
     interface: str = "lo",
     duration: float | None = None,
@@ -433,7 +497,7 @@ def capture_command(
     exe = tool or shutil.which("dumpcap") or shutil.which("tshark")
     if exe is None:
         raise FileNotFoundError("neither dumpcap nor tshark is installed (Debian: apt-get install tshark)")
-    argv = [exe, "-q", "-i", interface, "-f", capture_filter(ports), "-w", str(output)]
+    argv = [exe, "-q", "-i", interface, "-f", ports.capture_filter(), "-w", str(output)]
     if duration is not None:
         argv += ["-a", f"duration:{max(1, int(duration + 0.999))}"]
     if packets is not None:
@@ -444,8 +508,8 @@ def capture_command(
 class Capture:
     """A running capture (dumpcap) into `output`; `start` returns once it is capturing."""
 
-    def __init__(self, output: str | Path, ports: Iterable[int] = (DEFAULT_DIAMETER_PORT, DEFAULT_UE_LINK_PORT),
-                 *, interface: str = "lo", duration: float | None = None) -> None:
+    def __init__(self, output: str | Path, ports: Ports = DEFAULT_PORTS, *, interface: str = "lo",
+                 duration: float | None = None) -> None:
         self.output = Path(output)
         self.argv = capture_command(self.output, ports, interface=interface, duration=duration)
         self.proc: subprocess.Popen[bytes] | None = None
@@ -466,13 +530,22 @@ class Capture:
         self.stop()
         raise RuntimeError(f"{self.argv[0]} did not start capturing within {timeout:.0f} s")
 
-    def stop(self, settle: float = 0.3, timeout: float = 10.0) -> int:
-        """Stop after `settle` seconds (packets still in the kernel's buffer get written)."""
+    def stop(self, settle: float = 1.0, quiet: float = 0.3, timeout: float = 10.0) -> int:
+        """Stop dumpcap (SIGINT: it completes the file) once the packets still in the kernel's
+        buffer are written: after at least `settle` seconds (libpcap hands packets over in blocks,
+        with a timeout) and once the file has not grown for `quiet` seconds (at most `timeout`)."""
         proc = self.proc
         if proc is None:
             return 0
         if proc.poll() is None:
+            deadline = time.monotonic() + timeout
             time.sleep(settle)
+            size = self._size()
+            while time.monotonic() < deadline and proc.poll() is None:
+                time.sleep(quiet)
+                if self._size() == size:
+                    break
+                size = self._size()
             proc.send_signal(signal.SIGINT)
             try:
                 proc.wait(timeout)
@@ -483,6 +556,12 @@ class Capture:
             proc.stderr.close()
         self.proc = None
         return proc.returncode
+
+    def _size(self) -> int:
+        try:
+            return self.output.stat().st_size
+        except OSError:
+            return 0
 
     def __enter__(self) -> Capture:
         self.start()
@@ -507,6 +586,8 @@ def _parser() -> argparse.ArgumentParser:
                    help=f"Diameter TCP port (repeatable; default {DEFAULT_DIAMETER_PORT})")
     p.add_argument("--ue-link-port", type=int, action="append", metavar="PORT",
                    help=f"UE link TCP port (repeatable; default {DEFAULT_UE_LINK_PORT})")
+    p.add_argument("--any-port", action="store_true",
+                   help="kmed traffic on any TCP port (e.g. kmed demo's): capture all TCP, find it by heuristics")
     p.add_argument("-a", "--duration", type=float, metavar="SECONDS", help="stop after this long")
     p.add_argument("-c", "--count", type=int, metavar="N", help="stop after N packets")
     p.add_argument("--run", nargs=argparse.REMAINDER, metavar="CMD",
@@ -525,46 +606,45 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """tools/capture: see `_parser` and docs/captures.md."""
+    """tools/capture: see `_parser` and docs/captures.md. Exit status: 0 fine, 1 a problem in the
+    capture (or the --run command's own status), 2 usage or tool errors."""
     args_in = list(sys.argv[1:] if argv is None else argv)
     extra: list[str] = []
     if "--" in args_in and "--run" not in args_in[: args_in.index("--")]:
         cut = args_in.index("--")
         args_in, extra = args_in[:cut], args_in[cut + 1 :]
     args = _parser().parse_args(args_in)
-    ue_ports = tuple(args.ue_link_port or (DEFAULT_UE_LINK_PORT,))
-    dia_ports = tuple(args.diameter_port or (DEFAULT_DIAMETER_PORT,))
+    ports = Ports(tuple(args.ue_link_port or (DEFAULT_UE_LINK_PORT,)),
+                  tuple(args.diameter_port or (DEFAULT_DIAMETER_PORT,)), args.any_port)
     try:
         if args.print_lua_tables:
             sys.stdout.write(lua_tables())
             return 0
         if args.setup:
-            dirs = prepare_dirs(args.setup)
-            _print_setup(dirs, ue_ports, dia_ports)
+            _print_setup(prepare_dirs(args.setup), ports)
             return 0
         if args.decode:
             with private_dirs() as dirs:
                 tshark_args = [*(["-V"] if args.verbose else []), *(["-Y", args.filter] if args.filter else []), *extra]
-                done = run_tshark(dirs, args.decode, tshark_args, ue_link_ports=ue_ports, diameter_ports=dia_ports)
+                done = run_tshark(dirs, args.decode, tshark_args, ports)
             sys.stdout.write(done.stdout)
             sys.stderr.write("".join(ln + "\n" for ln in done.stderr.splitlines() if "Running as user" not in ln))
             return done.returncode
         if args.check:
             with private_dirs() as dirs:
-                summary = summarize(args.check, dirs, ue_link_ports=ue_ports, diameter_ports=dia_ports)
+                summary = summarize(args.check, dirs, ports)
             print(summary.render())
             return 0 if summary.ok else 1
-        return _capture(args, ue_ports, dia_ports)
+        return _capture(args, ports)
     except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
         print(f"tools/capture: {exc}", file=sys.stderr)
         return 2
 
 
-def _capture(args: argparse.Namespace, ue_ports: tuple[int, ...], dia_ports: tuple[int, ...]) -> int:
+def _capture(args: argparse.Namespace, ports: Ports) -> int:
     output = Path(args.write or time.strftime("kmed-%Y%m%d-%H%M%S.pcapng"))
     if args.run is None:
-        argv = capture_command(output, (*dia_ports, *ue_ports), interface=args.interface,
-                               duration=args.duration, packets=args.count)
+        argv = capture_command(output, ports, interface=args.interface, duration=args.duration, packets=args.count)
         print(f"tools/capture: {' '.join(argv)}  (Ctrl-C to stop)", file=sys.stderr)
         with subprocess.Popen(argv) as proc:
             try:
@@ -576,19 +656,18 @@ def _capture(args: argparse.Namespace, ue_ports: tuple[int, ...], dia_ports: tup
     if not args.run:
         print("tools/capture: --run needs a command", file=sys.stderr)
         return 2
-    with Capture(output, (*dia_ports, *ue_ports), interface=args.interface, duration=args.duration):
+    with Capture(output, ports, interface=args.interface, duration=args.duration):
         status = subprocess.run(args.run, check=False).returncode
     print(f"tools/capture: {args.run[0]} exited {status}; wrote {output}", file=sys.stderr)
     with private_dirs() as dirs:
-        summary = summarize(output, dirs, ue_link_ports=ue_ports, diameter_ports=dia_ports)
+        summary = summarize(output, dirs, ports)
     print(summary.render())
     return status if status else (0 if summary.ok else 1)
 
 
-def _print_setup(dirs: WiresharkDirs, ue_ports: Sequence[int], dia_ports: Sequence[int]) -> None:
-    decode_as = " ".join(_port_args(ue_ports, dia_ports))
+def _print_setup(dirs: WiresharkDirs, ports: Ports) -> None:
     print(f"Lua dissector:   {dirs.lua_script}")
     print(f"data directory:  {dirs.data_dir or '(Wireshark data files not found: no Diameter dictionary)'}")
-    print("Start Wireshark (as your own user, not root: Wireshark ignores WIRESHARK_DATA_DIR for root):")
+    print("Start Wireshark as your own user (not root: Wireshark ignores WIRESHARK_DATA_DIR for root):")
     data = f"WIRESHARK_DATA_DIR={dirs.data_dir} " if dirs.data_dir else ""
-    print(f"  {data}wireshark -X lua_script:{dirs.lua_script} {decode_as} FILE.pcapng")
+    print(f"  {data}wireshark -X lua_script:{dirs.lua_script} {' '.join(ports.decode_args())} FILE.pcapng")

@@ -31,7 +31,8 @@ def test_capture_of_a_real_run_decodes_by_name(tmp_path: Path) -> None:
         lab.admin("device", "add", "--imei", IMEI["ME-A"], "--public-key", str(pub))
         lab.admin("pair", "allow", "--imsi", IMSI, "--imei", IMEI["ME-A"])
         cfg = lab.ue_config("ME-A", imsi=IMSI, imei=IMEI["ME-A"], private_key=priv, usim_name="usim-1")
-        cap = capture.Capture(pcap, (lab.hss_port, lab.cnn_port), duration=120)  # bounded even if stop fails
+        ports = capture.Ports((lab.cnn_port,), (lab.hss_port,))
+        cap = capture.Capture(pcap, ports, duration=120)  # bounded even if stop fails
         try:
             cap.start()
         except RuntimeError as exc:  # e.g. no capture permission for a normal user
@@ -46,7 +47,7 @@ def test_capture_of_a_real_run_decodes_by_name(tmp_path: Path) -> None:
     assert results[0].get("kme_provisioned") is True, results[0]
 
     with capture.private_dirs() as dirs:
-        s = capture.summarize(pcap, dirs, ue_link_ports=(lab.cnn_port,), diameter_ports=(lab.hss_port,))
+        s = capture.summarize(pcap, dirs, ports)
     report = s.render()
     assert s.ok, report
     for command in ("Capabilities-Exchange", "3GPP-Authentication-Information", "3GPP-Update-Location",

@@ -119,15 +119,18 @@ def test_conversation_sequence_numbers(tmp_path: Path) -> None:
 
 
 def test_capture_command_and_filter() -> None:
-    argv = capture.capture_command("/tmp/x.pcapng", (36412, 3868, 3868), interface="lo", duration=2.5,
-                                   packets=10, tool="dumpcap")
+    argv = capture.capture_command("/tmp/x.pcapng", capture.Ports((36412,), (3868, 3868)), interface="lo",
+                                   duration=2.5, packets=10, tool="dumpcap")
     assert argv == ["dumpcap", "-q", "-i", "lo", "-f", "tcp port 3868 or tcp port 36412", "-w", "/tmp/x.pcapng",
                     "-a", "duration:3", "-c", "10"]
+    assert capture.Ports(any_port=True).capture_filter() == "tcp"
+    assert capture.Ports(any_port=True).decode_args()[-4:] == ["-o", "kmed_uelink.heuristic:TRUE",
+                                                               "--enable-heuristic", "diameter_tcp"]
 
 
 def test_tshark_command_loads_the_dissector_and_maps_the_ports(tmp_path: Path) -> None:
     dirs = capture.WiresharkDirs(tmp_path, tmp_path / "data", tmp_path / "config", tmp_path / "k.lua", 65534)
-    argv, env = capture.tshark_command(dirs, ["-r", "-"], ue_link_ports=(5000, 36412), diameter_ports=(3868, 3900),
+    argv, env = capture.tshark_command(dirs, ["-r", "-"], capture.Ports((5000, 36412), (3868, 3900)),
                                        tshark="/usr/bin/tshark")
     assert argv[:4] == [argv[0], "--reuid=65534", "--regid=65534", "--clear-groups"]
     assert argv[4:] == ["/usr/bin/tshark", "-X", f"lua_script:{tmp_path / 'k.lua'}",
