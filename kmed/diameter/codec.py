@@ -178,78 +178,84 @@ _DATA: dict[d.AvpType, Callable[[Any], bytes] | None] = {
     d.AvpType.TIME: lambda v: _U32.pack(_to_ntp(v)),
 }
 
-_FIXED = 0  # one struct call packs header and value
-_VARIABLE = 1  # header packed with the data length, vendor octets, data, padding
-_GROUP = 2  # as _VARIABLE with the data encoded from the items
-
-
-#: name -> (kind, packer, flags|header length, vendor octets, data converter or None)
-_Encoding = tuple[int, Callable[..., bytes], int, bytes, Callable[[Any], bytes] | None]
+# Kinds of encoding (literals in the loop below, which runs once per AVP):
+#   0: fixed size, one prebound struct call packs header and value;
+#   1: variable size: header int (prefix + (flags|header length + data length) * shift) as bytes,
+#      data converted from the value (None: bytes as they are), padding;
+#   2: Grouped: as 1 with the data encoded from the items.
+#: name -> (kind, fixed-size packer, header prefix, flags|header length, shift, header length, converter)
+_Encoding = tuple[int, Callable[[Any], bytes] | None, int, int, int, int, Callable[[Any], bytes] | None]
 
 
 def _compile(a: d.AvpDef) -> _Encoding:
-    """How to encode one table AVP: packers prebound to its code, flags and vendor."""
+    """How to encode one table AVP, with its code, flags and vendor folded in."""
     hlen = 12 if a.vendor else 8
-    vendor_octets = _U32.pack(a.vendor) if a.vendor else b""
     fmt = _FIXED_FORMAT.get(a.type)
     if fmt is not None:
         flags_len = (a.flags << 24) | (hlen + struct.calcsize(">" + fmt))
         if a.vendor:
-            return _FIXED, partial(struct.Struct(">III" + fmt).pack, a.code, flags_len, a.vendor), 0, b"", None
-        return _FIXED, partial(struct.Struct(">II" + fmt).pack, a.code, flags_len), 0, b"", None
-    kind = _GROUP if a.type is d.AvpType.GROUPED else _VARIABLE
-    return kind, partial(_AVP_HDR.pack, a.code), (a.flags << 24) | hlen, vendor_octets, _DATA.get(a.type)
+            return 0, partial(struct.Struct(">III" + fmt).pack, a.code, flags_len, a.vendor), 0, 0, 0, 0, None
+        return 0, partial(struct.Struct(">II" + fmt).pack, a.code, flags_len), 0, 0, 0, 0, None
+    kind = 2 if a.type is d.AvpType.GROUPED else 1
+    # header as one int: code | flags, length | vendor (RFC 6733 §4.1)
+    prefix, shift = ((a.code << 64) | a.vendor, 1 << 32) if a.vendor else (a.code << 32, 1)
+    return kind, None, prefix, (a.flags << 24) | hlen, shift, hlen, _DATA.get(a.type)
 
 
 _ENCODINGS: dict[str, _Encoding] = {a.name: _compile(a) for a in d.AVPS}
-_LIMIT = _MAX_LEN - 12
 
 
 def _encode_into(items: Iterable[AvpItem], out: list[bytes]) -> None:
     append = out.append
     encodings = _ENCODINGS
-    for item in items:
-        if type(item) is not tuple or len(item) != 2:
-            _encode_raw(item, append)
-            continue
-        name, value = item
-        enc = encodings.get(name)
-        if enc is None:
-            raise EncodeError(f"unknown AVP name {name!r}")
-        kind, pack, flags_hlen, vendor_octets, convert = enc
-        try:
-            if kind == _FIXED:
-                append(pack(value))
+    name: Any = None
+    value: Any = None
+    try:
+        for item in items:
+            try:
+                name, value = item  # type: ignore[misc]
+                kind, pack, prefix, base, shift, hlen, convert = encodings[name]
+            except (TypeError, ValueError, KeyError):  # an Avp, a 4-tuple, or an error
+                name = None
+                _encode_raw(item, append)
                 continue
-            if kind == _GROUP:
+            if kind == 0:
+                append(pack(value))  # type: ignore[misc]
+                continue
+            if kind == 2:
                 data = _group_data(value)
             elif convert is None:
                 data = value if type(value) is bytes else _octets_data(value)
             else:
                 data = convert(value)
             n = len(data)
-            if n > _LIMIT:
+            if n > 0xFFFFF0:
                 raise ValueError("too long")
-            append(pack(flags_hlen + n))
-            if vendor_octets:
-                append(vendor_octets)
+            append((prefix + (base + n) * shift).to_bytes(hlen, "big"))
             append(data)
-            append(_PAD[n & 3])
-        except EncodeError:
-            raise
-        except (struct.error, TypeError, ValueError, OverflowError, AttributeError):
-            kind_name = d.AVPS_BY_NAME[name].type.value
-            raise EncodeError(f"{name}: value of type {type(value).__name__} does not encode as {kind_name}") from None
+            if n & 3:
+                append(_PAD[n & 3])
+    except EncodeError:
+        raise
+    except (struct.error, TypeError, ValueError, OverflowError, AttributeError):
+        kind_name = d.AVPS_BY_NAME[name].type.value
+        raise EncodeError(f"{name}: value of type {type(value).__name__} does not encode as {kind_name}") from None
 
 
 def _encode_raw(item: Any, append: Callable[[bytes], None]) -> None:
-    if isinstance(item, Avp):
+    if type(item) is bytes:  # already encoded AVPs (encode_avps)
+        if len(item) & 3:
+            raise EncodeError("pre-encoded AVPs must be whole, padded AVPs")
+        append(item)
+    elif isinstance(item, Avp):
         append(item.encode())
     elif isinstance(item, tuple) and len(item) == 4:
         try:
             append(Avp(*item).encode())
         except (TypeError, ValueError) as err:
             raise EncodeError(f"raw AVP item: {err}") from None
+    elif isinstance(item, tuple) and len(item) == 2:
+        raise EncodeError(f"unknown AVP name {item[0]!r}")
     else:
         raise EncodeError(f"not an AVP item: {type(item).__name__}")
 

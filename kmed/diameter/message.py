@@ -15,6 +15,9 @@ AVP items, accepted wherever a list of AVPs is built:
 - an :class:`Avp` (code, vendor, flags, raw data) or a ``(code, vendor, flags, data)`` tuple, for
   AVPs outside the table or raw copies (Failed-AVP, relays). Decoded AVPs that are not in the
   table come back as :class:`Avp` and are re-encoded unchanged.
+- ``bytes``: AVPs already encoded (:func:`kmed.diameter.codec.encode_avps`), copied as they
+  are. Handlers encode the AVPs that never change (Origin-Host, Vendor-Specific-Application-Id,
+  ...) once and put the bytes in every answer.
 
 Reading a value that does not convert (bad UTF-8, an Address of an unknown family) raises
 :class:`DecodeError` with DIAMETER_INVALID_AVP_VALUE (5004) and the AVP as Failed-AVP.
@@ -25,7 +28,7 @@ from __future__ import annotations
 import datetime
 import socket
 import struct
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from kmed.diameter import dictionary as d
@@ -127,7 +130,7 @@ class Avp:
 
 
 #: An AVP item in a list of AVPs (see the module docstring).
-AvpItem = tuple[str, Any] | tuple[int, int, int, bytes] | Avp
+AvpItem = tuple[str, Any] | tuple[int, int, int, bytes] | Avp | bytes
 
 #: Deepest nesting of Grouped AVPs read (S6a's deepest is 5: Subscription-Data /
 #: APN-Configuration-Profile / APN-Configuration / EPS-Subscribed-QoS-Profile / ARP).
@@ -308,6 +311,16 @@ def _raw_at(buf: bytes, key: int, off: int) -> Avp:
     return Avp(key & 0xFFFFFFFF, key >> 32, flags, buf[s:e])
 
 
+def _expand(items: Iterable[Any]) -> Iterator[Any]:
+    """Built items with pre-encoded ``bytes`` items split into their AVPs (as :class:`Avp`)."""
+    for item in items:
+        if type(item) is bytes:
+            keys, offs = scan(item, 0, len(item))
+            yield from (_raw_at(item, k, o) for k, o in zip(keys, offs, strict=True))
+        else:
+            yield item
+
+
 def _item_key(item: Any) -> tuple[int, Any, bool]:
     """(lookup key, value or Avp, is_raw) of a built item."""
     if isinstance(item, Avp):
@@ -330,6 +343,23 @@ def _item_value(value: Any, is_raw: bool) -> Any:
 
 _new = object.__new__
 
+#: Groups up to this size are validated once per distinct content (see ``_validate_scanned``).
+SHARED_GROUP_MAX = 512
+#: Bound of the shared-group table (cleared when full).
+SHARED_GROUPS_MAX = 1024
+_SHARED_GROUPS: dict[tuple[int, bytes], tuple[AvpGroup, list[Avp]]] = {}
+
+
+def _validated_view(buf: bytes, s: int, e: int, depth: int, unknown: list[Avp]) -> AvpGroup:
+    """A group view over ``buf[s:e]`` at ``depth``, its content validated to every depth."""
+    g = _new(AvpGroup)
+    g._buf, g._start, g._end, g._depth, g._items, g._groups, g._index = buf, s, e, depth, None, None, None
+    inner: list[int] = []
+    g._keys, g._offs = scan(buf, s, e, [], [], unknown, inner)
+    if inner:
+        g._validate_scanned(unknown, inner)
+    return g
+
 
 class AvpGroup:
     """A list of AVPs (a message body or a Grouped AVP's value) read by name.
@@ -340,7 +370,7 @@ class AvpGroup:
     A name that is not in the table raises ``KeyError`` (a typo, not an absent AVP).
     """
 
-    __slots__ = ("_buf", "_depth", "_end", "_groups", "_items", "_keys", "_offs", "_start")
+    __slots__ = ("_buf", "_depth", "_end", "_groups", "_index", "_items", "_keys", "_offs", "_start")
 
     def __init__(self, avps: Iterable[AvpItem] | AvpGroup | None = None) -> None:
         self._buf: bytes = b""
@@ -348,6 +378,7 @@ class AvpGroup:
         self._offs: list[int] = []
         self._start = self._end = self._depth = 0
         self._groups: dict[int, AvpGroup] | None = None
+        self._index: dict[int, int] | None = None
         if isinstance(avps, AvpGroup):
             self._items: list[Any] | None = avps.raw_avps() if avps._items is None else list(avps._items)
         else:
@@ -361,9 +392,15 @@ class AvpGroup:
         g._start = start
         g._end = end
         g._depth = depth
-        g._items = g._groups = None
+        g._items = g._groups = g._index = None
         g._keys, g._offs = scan(buf, start, end)
         return g
+
+    def _first_index(self) -> dict[int, int]:
+        """Key -> index of its first occurrence (built once, on the first lookup by name)."""
+        keys = self._keys
+        index = self._index = dict(zip(reversed(keys), range(len(keys) - 1, -1, -1), strict=True))
+        return index
 
     def _group_at(self, i: int) -> AvpGroup:
         """The decoded group at index ``i`` (cached)."""
@@ -394,10 +431,10 @@ class AvpGroup:
         reading = _BY_NAME.get(name) or _lookup(name)
         key = reading[0]
         if self._items is None:  # decoded: the hot path, inlined
-            keys = self._keys
-            if key not in keys:
+            index = self._index or self._first_index()
+            i = index.get(key)
+            if i is None:
                 return default
-            i = keys.index(key)
             reader = reading[1]
             if reader is None:
                 return self._group_at(i).avps
@@ -415,7 +452,7 @@ class AvpGroup:
                 return reader(buf, s, e)
             except ValueError:
                 return _read(buf, s, e, reading, fl >> 24)  # raises 5004
-        for item in self._items:
+        for item in _expand(self._items):
             k, value, is_raw = _item_key(item)
             if k == key:
                 return _item_value(value, is_raw)
@@ -428,7 +465,7 @@ class AvpGroup:
         if self._items is None:
             return [self._value_at(i, reading) for i, k in enumerate(self._keys) if k == key]
         out = []
-        for item in self._items:
+        for item in _expand(self._items):
             k, value, is_raw = _item_key(item)
             if k == key:
                 out.append(_item_value(value, is_raw))
@@ -440,8 +477,8 @@ class AvpGroup:
             key, reader, _size, _df = _BY_NAME.get(name) or _lookup(name)
             if reader is not None:
                 raise TypeError(f"{name} is not a Grouped AVP")
-            keys = self._keys
-            return self._group_at(keys.index(key)) if key in keys else None
+            i = (self._index or self._first_index()).get(key)
+            return None if i is None else self._group_at(i)
         groups = self._groups_named(name, first=True)
         return groups[0] if groups else None
 
@@ -456,7 +493,7 @@ class AvpGroup:
         if self._items is None:
             return [self._group_at(i) for i, k in enumerate(self._keys) if k == key]
         out: list[AvpGroup] = []
-        for item in self._items:
+        for item in _expand(self._items):
             k, value, is_raw = _item_key(item)
             if k != key:
                 continue
@@ -472,11 +509,11 @@ class AvpGroup:
     def __contains__(self, name: str) -> bool:
         key = _lookup(name)[0]
         if self._items is None:
-            return key in self._keys
-        return any(_item_key(item)[0] == key for item in self._items)
+            return key in (self._index or self._first_index())
+        return any(_item_key(item)[0] == key for item in _expand(self._items))
 
     def __len__(self) -> int:
-        return len(self._keys) if self._items is None else len(self._items)
+        return len(self._keys) if self._items is None else len(list(_expand(self._items)))
 
     @property
     def avps(self) -> list[Any]:
@@ -492,9 +529,11 @@ class AvpGroup:
                 else:
                     out.append((reading[3].name, self._value_at(i, reading)))
             return out
-        for item in self._items:
+        for item in _expand(self._items):
             if isinstance(item, Avp) or len(item) == 4:
-                out.append(_item_value(item if isinstance(item, Avp) else Avp(*item), True))
+                raw = item if isinstance(item, Avp) else Avp(*item)
+                df = raw.definition
+                out.append(raw if df is None else (df.name, raw.value()))
             elif isinstance(item[1], AvpGroup):
                 out.append((item[0], item[1].avps))
             else:
@@ -515,8 +554,8 @@ class AvpGroup:
         """The first AVP called ``name`` as a raw :class:`Avp`, or None."""
         key = _lookup(name)[0]
         if self._items is None:
-            keys = self._keys
-            return _raw_at(self._buf, key, self._offs[keys.index(key)]) if key in keys else None
+            i = (self._index or self._first_index()).get(key)
+            return None if i is None else _raw_at(self._buf, key, self._offs[i])
         for avp in self.raw_avps():
             if d.avp_key(avp.code, avp.vendor) == key:
                 return avp
@@ -550,12 +589,18 @@ class AvpGroup:
         return unknown
 
     def _validate_scanned(self, unknown: list[Avp], groups: list[int]) -> None:
-        """Validate the groups at ``groups`` (indexes found by ``scan``), depth first."""
+        """Validate the groups at ``groups`` (indexes found by ``scan``), depth first.
+
+        Groups of at most :data:`SHARED_GROUP_MAX` octets are validated once and their views
+        shared by every message that carries the same octets at the same depth: peers send the
+        same Supported-Features, Requested-EUTRAN-Authentication-Info, Subscription-Data... again
+        and again. The views are read-only, so sharing them changes nothing for readers."""
         cache = self._groups
         if cache is None:
             cache = self._groups = {}
         buf = self._buf
         depth = self._depth + 1
+        shared = _SHARED_GROUPS
         for i in groups:
             off = self._offs[i]
             fl = _u32_from(buf, off + 4)[0]
@@ -565,13 +610,20 @@ class AvpGroup:
                 key = self._keys[i]
                 raise DecodeError(d.DIAMETER_INVALID_AVP_VALUE, "Grouped AVPs nested too deep",
                                   Avp(key & 0xFFFFFFFF, key >> 32, fl >> 24, buf[s:e]))
-            g = _new(AvpGroup)
-            g._buf, g._start, g._end, g._depth, g._items, g._groups = buf, s, e, depth, None, None
-            inner: list[int] = []
-            g._keys, g._offs = scan(buf, s, e, [], [], unknown, inner)
-            cache[i] = g
-            if inner:
-                g._validate_scanned(unknown, inner)
+            if e - s > SHARED_GROUP_MAX:
+                cache[i] = _validated_view(buf, s, e, depth, unknown)
+                continue
+            data = buf[s:e]
+            hit = shared.get((depth, data))
+            if hit is None:
+                found: list[Avp] = []
+                hit = (_validated_view(data, 0, e - s, depth, found), found)
+                if len(shared) >= SHARED_GROUPS_MAX:
+                    shared.clear()
+                shared[depth, data] = hit
+            cache[i] = hit[0]
+            if hit[1]:
+                unknown.extend(hit[1])
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {len(self)} AVPs>"
@@ -603,7 +655,7 @@ class Message(AvpGroup):
         m = cls.__new__(cls)
         m.command_code, m.flags, m.application_id = command_code, flags, application_id
         m.hop_by_hop, m.end_to_end = hop_by_hop, end_to_end
-        m._buf, m._keys, m._offs, m._items, m._groups = buf, keys, offs, None, None
+        m._buf, m._keys, m._offs, m._items, m._groups, m._index = buf, keys, offs, None, None, None
         m._start, m._end, m._depth = 20, len(buf), 0
         m.unknown_mandatory = []
         return m
@@ -636,17 +688,30 @@ class Message(AvpGroup):
         Proxy-Info AVPs are appended, in order, unless ``avps`` has its own (RFC 6733 §6.2).
         """
         items = list(avps)
-        session = [it for it in items if not isinstance(it, Avp) and len(it) == 2 and it[0] == "Session-Id"]
-        if session:
-            items = session[:1] + [it for it in items if it is not session[0]]
-        else:
+        session_at = -1
+        has_proxy_info = False
+        for i, it in enumerate(items):
+            if type(it) is tuple and len(it) == 2:
+                if it[0] == "Session-Id":
+                    if session_at < 0:
+                        session_at = i
+                elif it[0] == "Proxy-Info":
+                    has_proxy_info = True
+        if session_at > 0:
+            items.insert(0, items.pop(session_at))
+        elif session_at < 0:
             sid = req.get("Session-Id")
             if sid is not None:
                 items.insert(0, ("Session-Id", sid))
-        if "Proxy-Info" in req and not any(not isinstance(it, Avp) and it[0] == "Proxy-Info" for it in items):
+        if not has_proxy_info and "Proxy-Info" in req:
             items.extend(a for a in req.raw_avps() if a.code == 284 and a.vendor == 0)
-        flags = (req.flags & d.FLAG_P) | (d.FLAG_E if error else 0)
-        return cls(req.command_code, flags, req.application_id, req.hop_by_hop, req.end_to_end, items)
+        m = _new(cls)
+        m.command_code, m.application_id = req.command_code, req.application_id
+        m.flags = (req.flags & d.FLAG_P) | (d.FLAG_E if error else 0)
+        m.hop_by_hop, m.end_to_end = req.hop_by_hop, req.end_to_end
+        m._items, m._groups, m._index, m.unknown_mandatory = items, None, None, []
+        m._buf, m._keys, m._offs, m._start, m._end, m._depth = b"", [], [], 0, 0, 0
+        return m
 
     # -- header
 
@@ -704,7 +769,9 @@ class Message(AvpGroup):
     def _own_items(self) -> list[Any]:
         if self._items is None:
             self._items = list(self.raw_avps())
-            self._buf, self._keys, self._offs, self._groups = b"", [], [], None
+        elif any(type(it) is bytes for it in self._items):
+            self._items = list(_expand(self._items))
+            self._buf, self._keys, self._offs, self._groups, self._index = b"", [], [], None, None
         return self._items
 
     def append(self, name: str, value: Any) -> None:

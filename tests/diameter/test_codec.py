@@ -192,3 +192,40 @@ def test_secret_values_stay_out_of_reprs() -> None:
     msg = Message.request("ULR", None, [("KME", kme)])
     got = codec.decode(codec.encode(msg))
     assert "aa" * 4 not in repr(got) + repr(got.raw("KME"))
+
+
+def test_pre_encoded_avps_are_copied_and_readable() -> None:
+    constant = codec.encode_avps([("Origin-Host", "hss.localdomain"), ("Origin-Realm", "localdomain"),
+                                  ("Vendor-Specific-Application-Id", [("Vendor-Id", d.VENDOR_3GPP),
+                                                                      ("Auth-Application-Id", d.APP_S6A)])])
+    ans = Message.answer_to(_air(), [constant, ("Result-Code", 2001)])
+    assert ans.get("Origin-Realm") == "localdomain" and "Origin-Host" in ans
+    assert ans.group("Vendor-Specific-Application-Id").get("Vendor-Id") == d.VENDOR_3GPP  # type: ignore[union-attr]
+    got = codec.decode(codec.encode(ans))
+    assert got.avps == ans.avps
+    assert [n for n, _ in got.avps] == ["Session-Id", "Origin-Host", "Origin-Realm",
+                                        "Vendor-Specific-Application-Id", "Result-Code"]
+    ans.set("Origin-Host", "other")  # mutators split the pre-encoded block
+    assert codec.decode(codec.encode(ans)).get("Origin-Host") == "other"
+    with pytest.raises(codec.EncodeError):
+        codec.encode(Message.request("AIR", None, [b"\x00\x00\x01"]))
+
+
+def test_identical_groups_in_different_messages() -> None:
+    from kmed.diameter import message as m
+
+    m._SHARED_GROUPS.clear()
+    weird = [("Number-Of-Requested-Vectors", 2), Avp(7777, d.VENDOR_3GPP, d.AVP_FLAG_M, b"q")]
+    one = codec.decode(codec.encode(Message.request("AIR", None, [("Requested-EUTRAN-Authentication-Info", weird)])))
+    two = codec.decode(codec.encode(Message.request(
+        "AIR", None, [("User-Name", "x"), ("Requested-EUTRAN-Authentication-Info", weird)])))
+    assert one.unknown_mandatory == two.unknown_mandatory == [Avp(7777, d.VENDOR_3GPP, 0xC0, b"q")]
+    for msg in (one, two):
+        assert msg.group("Requested-EUTRAN-Authentication-Info").get("Number-Of-Requested-Vectors") == 2  # type: ignore[union-attr]
+    assert len(m._SHARED_GROUPS) == 1
+    for i in range(m.SHARED_GROUPS_MAX + 5):  # the table stays bounded
+        codec.decode(codec.encode(Message.request("AIR", None, [("Terminal-Information", [("IMEI", str(i))])])))
+    assert len(m._SHARED_GROUPS) <= m.SHARED_GROUPS_MAX
+    big = [("IMEI", "9" * (m.SHARED_GROUP_MAX + 1))]  # too large to share: still read correctly
+    got = codec.decode(codec.encode(Message.request("AIR", None, [("Terminal-Information", big)])))
+    assert got.get("Terminal-Information") == big
