@@ -313,6 +313,18 @@ def test_bad_input_is_reported_not_hidden(dirs: capture.WiresharkDirs, tmp_path:
     assert any("cannot be framed" in r[0] for r in experts)
 
 
+def test_kme_ie_with_a_bad_length_is_a_warning(dirs: capture.WiresharkDirs, tmp_path: Path) -> None:
+    """kmed's decoder treats an optional IE with a bad length as absent (TS 24.301 §7.7): a
+    protocol warning, not a malformed packet; nas-eps still decodes the message before it."""
+    attach = _nas("attach_request", eps_attach_type=1, nas_key_set_identifier=7, eps_mobile_identity=GUTI,
+                  ue_network_capability=ue_network_capability(), esm_message_container=esm.pdn_connectivity_request())
+    pcap = _bad_stream(tmp_path, "ie.pcap", encode_frame(UL, 1, attach + bytes((0x3C, 10)) + bytes(10)))
+    assert _problems(dirs, pcap) == []
+    rows = _fields(dirs, pcap, "nas_eps.nas_msg_emm_type", "kmed_nas.kme_check", "_ws.expert.message")
+    assert rows[3][0] == "0x41" and rows[3][1] == ""
+    assert "length outside its table" in rows[3][2]
+
+
 def test_tools_capture_check_and_decode(built: Built, tmp_path: Path) -> None:
     require_tool("tshark")
     tool = ROOT / "tools" / "capture"
