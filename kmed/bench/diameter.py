@@ -11,7 +11,8 @@ The load client (this process) is deliberately minimal so that it is not the bot
 are encoded once, each send only patches the hop-by-hop id, answers are matched by hop-by-hop
 id without decoding, and ``--inflight`` requests (default 64) are kept pipelined on one
 connection. Printed: requests per second, server CPU microseconds per request (from
-``time.process_time`` in the server process, less noisy than throughput on a shared machine),
+``resource.getrusage`` in the server process, user and system time; less noisy than
+throughput on a shared machine),
 p50/p99 latency.
 """
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import resource
 import select
 import subprocess
 import sys
@@ -183,7 +185,8 @@ def _server_main(mode: str, profile: str | None = None) -> None:
         def control() -> None:  # a thread: blocking reads of the control pipe
             for line in sys.stdin:
                 if line.strip() == "cpu":
-                    print(f"{time.process_time():.6f}", flush=True)
+                    ru = resource.getrusage(resource.RUSAGE_SELF)
+                    print(f"{ru.ru_utime:.6f} {ru.ru_stime:.6f}", flush=True)
                 else:
                     break
             loop.call_soon_threadsafe(stop.set)
@@ -218,11 +221,13 @@ class _ServerProcess:
             raise RuntimeError(f"bench server exited or did not answer (status {self.proc.poll()})")
         return line
 
-    def cpu(self) -> float:
+    def cpu(self) -> tuple[float, float]:
+        """The server's (user, system) CPU seconds so far."""
         assert self.proc.stdin is not None
         self.proc.stdin.write("cpu\n")
         self.proc.stdin.flush()
-        return float(self._readline(30))
+        user, system = self._readline(30).split()
+        return float(user), float(system)
 
     def close(self) -> None:
         if self.proc.poll() is None:
@@ -324,6 +329,7 @@ class Result:
     requests: int
     seconds: float
     server_cpu_s: float
+    server_sys_s: float
     client_cpu_s: float
     p50_ms: float
     p99_ms: float
@@ -336,6 +342,10 @@ class Result:
     @property
     def cpu_us(self) -> float:
         return self.server_cpu_s / self.requests * 1e6
+
+    @property
+    def sys_us(self) -> float:
+        return self.server_sys_s / self.requests * 1e6
 
     @property
     def client_cpu_us(self) -> float:
@@ -368,7 +378,8 @@ async def _load(port: int, server: _ServerProcess, requests: int, warmup: int, i
     finally:
         transport.close()
     lat = client.latencies
-    return Result("", requests, elapsed, cpu1 - cpu0, own1 - own0, _percentile(lat, 0.5) * 1e3,
+    return Result("", requests, elapsed, (cpu1[0] - cpu0[0]) + (cpu1[1] - cpu0[1]), cpu1[1] - cpu0[1],
+                  own1 - own0, _percentile(lat, 0.5) * 1e3,
                   _percentile(lat, 0.99) * 1e3, client.errors)
 
 
@@ -403,13 +414,14 @@ def main(argv: list[str]) -> int:
     modes = MODES if args.mode == "both" else (args.mode,)
     print(f"kmed bench diameter: AIR/AIA round trips on loopback, {args.inflight} in flight on one connection; "
           f"server and load client in separate processes; {os.cpu_count()} CPUs (shared: figures are noisy)")
-    print(f"{'server':<16} {'requests':>9} {'req/s':>9} {'server CPU µs/req':>18} {'client CPU µs/req':>18} "
-          f"{'p50 ms':>8} {'p99 ms':>8}  errors")
+    print(f"{'server':<16} {'requests':>9} {'req/s':>9} {'server CPU µs/req':>18} {'(of which sys)':>15} "
+          f"{'client CPU µs/req':>18} {'p50 ms':>8} {'p99 ms':>8}  errors")
     for mode in modes:
         n = args.requests if mode == "kmed" else args.pd_requests
         warm = args.warmup if mode == "kmed" else max(100, args.warmup // 10)
         res, uv = run_mode(mode, n, warm, args.inflight, f"{args.profile}.{mode}" if args.profile else None)
-        print(f"{mode:<16} {res.requests:>9} {res.rate:>9,.0f} {res.cpu_us:>18.1f} {res.client_cpu_us:>18.1f} "
+        print(f"{mode:<16} {res.requests:>9} {res.rate:>9,.0f} {res.cpu_us:>18.1f} {res.sys_us:>15.1f} "
+              f"{res.client_cpu_us:>18.1f} "
               f"{res.p50_ms:>8.2f} "
               f"{res.p99_ms:>8.2f}  {res.errors}{'' if uv else '  (no uvloop)'}", flush=True)
     return 0
