@@ -325,3 +325,34 @@ def _read_message_buffered(sock: socket.socket) -> Message:
             break
         buf += chunk
     raise AssertionError("no complete message")
+
+
+def test_resync_and_kme_mismatch_over_tcp(hss: HssProcess) -> None:
+    from kmed.crypto import aka
+
+    (first,) = talk(hss.port, air())
+    before = sqn_of(first)
+    rand = os.urandom(16)
+    good = aka.make_auts(K, OPC, rand, (4000 << 5) | 3)
+    bad = bytearray(good)
+    bad[-1] ^= 0x01
+    identity = bytes.fromhex("0910101000000010")
+    refused, after_bad, resynced, mismatch = talk(
+        hss.port,
+        _with_resync(air(), rand + bytes(bad)),
+        air(),
+        _with_resync(air(), rand + good),
+        air(extra=[("KME-Check", bytes(16)), ("KME-Check-Identity", identity)]),
+    )
+    assert refused.experimental_result() == (d.VENDOR_3GPP, d.DIAMETER_AUTHENTICATION_DATA_UNAVAILABLE)
+    assert sqn_of(after_bad) > before and sqn_of(after_bad) >> 5 == (before >> 5) + 1  # bad MAC-S: SQN untouched
+    assert sqn_of(resynced) >> 5 == 4001
+    assert mismatch.get("KME-Status") == d.KME_STATUS_PROVISIONING_REQUIRED
+    assert vectors(mismatch)[0].get("KME-Binding") == d.KME_BINDING_NOT_BOUND
+
+
+def _with_resync(req: Message, resync: bytes) -> Message:
+    info = req.group("Requested-EUTRAN-Authentication-Info")
+    assert info is not None
+    req.set("Requested-EUTRAN-Authentication-Info", [*info.avps, ("Re-Synchronization-Info", resync)])
+    return req
