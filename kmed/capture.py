@@ -251,6 +251,7 @@ class Ports:
     ue_link: tuple[int, ...] = (DEFAULT_UE_LINK_PORT,)
     diameter: tuple[int, ...] = (DEFAULT_DIAMETER_PORT,)
     any_port: bool = False
+    eea0: bool = False  # the CNN ran with nas.ciphering = "EEA0": decode "ciphered" PDUs as plain
 
     def capture_filter(self) -> str:
         """A BPF capture filter for the ports (both directions)."""
@@ -269,6 +270,8 @@ class Ports:
                 args += ["-d", f"tcp.port=={port},diameter"]
         if self.any_port:
             args += ["-o", "kmed_uelink.heuristic:TRUE", "--enable-heuristic", "diameter_tcp"]
+        if self.eea0:
+            args += ["-o", "kmed_uelink.eea0:TRUE"]
         return args
 
 

@@ -338,6 +338,7 @@ CNN_SCHEMA: Schema = {
         "t3412_s": opt(_float_range(0.0, 11160.0), 3240.0, "periodic TAU timer sent in Attach/TAU Accept; 0 = off"),
         "max_retransmissions": opt(_int_range(0, 10), 4, "retries before a procedure fails"),
         "max_frame_size": opt(_int_range(64, 1 << 20), 65536, "largest UE link frame accepted"),
+        "ciphering": opt(_enum("EEA2", "EEA0"), "EEA2", "NAS ciphering; EEA0 keeps NAS readable in captures"),
     },
     "plmn": {"mcc": req(MCC), "mnc": req(MNC)},
     "cnn": {

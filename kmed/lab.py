@@ -101,6 +101,7 @@ class Lab:
     mcc: str = "001"
     mnc: str = "01"
     log_level: str = "info"
+    cnn_ciphering: str = "EEA2"
     hss_port: int = field(default_factory=free_port)
     cnn_port: int = field(default_factory=free_port)
     extra_hss: str = ""
@@ -148,6 +149,7 @@ destination_realm = "localdomain"
 destination_host = "hss.localdomain"
 [nas]
 listen = ["tcp://{self.host}:{self.cnn_port}"]
+ciphering = "{self.cnn_ciphering}"
 [plmn]
 mcc = "{self.mcc}"
 mnc = "{self.mnc}"

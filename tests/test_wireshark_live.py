@@ -2,8 +2,9 @@
 `kmed demo`) decodes with zero packets matching ``_ws.malformed || _ws.expert.severity >= error``,
 every S6a and NAS message by name, and the KME AVPs and IEs by name.
 
-KME Provisioning Command/Response are sent ciphered with 128-EEA2 by the CNN (docs/captures.md,
-"Limits"): in this capture they are counted as ciphered PDUs, not named.
+With the default 128-EEA2 the KME Provisioning Command/Response are ciphered and cannot be named
+(docs/captures.md, "Limits"); the first run checks that they are counted as ciphered PDUs, the
+second runs the CNN with ``nas.ciphering = "EEA0"`` (integrity still 128-EIA2) and names them.
 """
 
 from __future__ import annotations
@@ -20,18 +21,19 @@ from tests.conftest import require_tool
 pytestmark = [pytest.mark.system, pytest.mark.slow]
 
 
-def test_capture_of_a_real_run_decodes_by_name(tmp_path: Path) -> None:
+@pytest.mark.parametrize("ciphering", ["EEA2", "EEA0"])
+def test_capture_of_a_real_run_decodes_by_name(tmp_path: Path, ciphering: str) -> None:
     require_tool("tshark")
     require_tool("dumpcap")
     root = tmp_path
     pcap = root / "run.pcapng"
-    with running_lab(root / "lab", services=("hss",)) as lab:
+    with running_lab(root / "lab", services=("hss",), cnn_ciphering=ciphering) as lab:
         lab.admin("subscriber", "add", "--imsi", IMSI, "--k", DEFAULT_K, "--opc", DEFAULT_OPC)
         priv, pub = lab.gen_device_key("ME-A", "A")
         lab.admin("device", "add", "--imei", IMEI["ME-A"], "--public-key", str(pub))
         lab.admin("pair", "allow", "--imsi", IMSI, "--imei", IMEI["ME-A"])
         cfg = lab.ue_config("ME-A", imsi=IMSI, imei=IMEI["ME-A"], private_key=priv, usim_name="usim-1")
-        ports = capture.Ports((lab.cnn_port,), (lab.hss_port,))
+        ports = capture.Ports((lab.cnn_port,), (lab.hss_port,), eea0=ciphering == "EEA0")
         cap = capture.Capture(pcap, ports, duration=120)  # bounded even if stop fails
         try:
             cap.start()
@@ -61,4 +63,9 @@ def test_capture_of_a_real_run_decodes_by_name(tmp_path: Path) -> None:
     assert {"KME-Check", "KME-Check-Identity", "KME-Status", "KME-Request", "KME-Scheme", "Encrypted-KME", "KME",
             "KME-Binding", "KME-Token"} <= set(s.kme_avps), report
     assert s.uelink_frames["LINK_SETUP"] == 3 and s.uelink_frames["UE_RELEASE"] >= 3, report
-    assert s.ciphered >= 6, report  # SMC complete, KME messages, accepts... under 128-EEA2
+    if ciphering == "EEA2":
+        assert s.ciphered >= 6, report  # SMC complete, KME messages, accepts... under 128-EEA2
+    else:  # security header type 2/4 still counted as "ciphered", but EEA0 decodes them by name
+        for message in ("KME Provisioning Command", "KME Provisioning Response", "Security mode complete",
+                        "Attach accept", "Attach complete"):
+            assert s.nas_messages[message] >= 1, report

@@ -106,9 +106,10 @@ __all__ = [
 ATTACH = "attach"
 TAU = "tau"
 
-_EEA = NasCipheringAlgorithm.EEA2
 _EIA = NasIntegrityAlgorithm.EIA2
-_SELECTED_ALGS = nas_security_algorithms(_EEA, _EIA)
+#: ``nas.ciphering`` names (the lab knob Open5GS calls ``ciphering_order``). EEA0 leaves NAS
+#: readable in captures (docs/captures.md); integrity is always 128-EIA2 (TS 33.401 §5.1.3.2).
+CIPHERING: dict[str, NasCipheringAlgorithm] = {"EEA2": NasCipheringAlgorithm.EEA2, "EEA0": NasCipheringAlgorithm.EEA0}
 _KSI_NO_KEY = 7
 _IMEISV_REQUESTED = 1  # TS 24.301 §9.9.3.18
 _EPS_ONLY = 1  # EPS attach result, TS 24.301 §9.9.3.10
@@ -150,6 +151,7 @@ class Settings:
     kme_timer_s: float = 6.0
     max_retransmissions: int = 4
     max_ue_contexts: int = 1_000_000
+    ciphering: NasCipheringAlgorithm = NasCipheringAlgorithm.EEA2
 
     @classmethod
     def from_config(cls, cfg: dict[str, dict[str, Any]]) -> Settings:
@@ -169,6 +171,7 @@ class Settings:
             kme_timer_s=nas["kme_timer_s"],
             max_retransmissions=nas["max_retransmissions"],
             max_ue_contexts=cnn["max_ue_contexts"],
+            ciphering=CIPHERING[nas["ciphering"]],
         )
 
 
@@ -640,8 +643,9 @@ class Cnn:
         proc.imsi = imsi
         self._log(proc, "info", f"{kind}_request", 1, identity=itype, kme_check=proc.kme_check is not None,
                   known=imsi is not None)
-        if _EEA not in eea or _EIA not in eia:
-            self._reject(proc, EmmCause.UE_SECURITY_CAPABILITIES_MISMATCH, 1, "UE lacks 128-EEA2/128-EIA2")
+        if self.settings.ciphering not in eea or _EIA not in eia:
+            alg = self.settings.ciphering.name
+            self._reject(proc, EmmCause.UE_SECURITY_CAPABILITIES_MISMATCH, 1, f"UE lacks {alg}/128-EIA2")
         if imsi is None:
             self._send(proc, NasMessage("identity_request", {"identity_type": IdentityType.IMSI}), State.IDENTITY)
             self._log(proc, "debug", "identity_request_sent", 1)
@@ -768,10 +772,11 @@ class Cnn:
             self._log(proc, "warning", "authentication_failed", step, reason="RES does not match XRES")
             self._auth_reject(proc, step, "wrong RES")
         self._log(proc, "info", "authenticated", step, ksi=proc.ksi, binding=KmeBindingIndicator(vec.binding).name)
-        k_enc, k_int = kdf.nas_keys(vec.kasme, _EEA, _EIA)
-        proc.new_ctx = NasSecurityContext(proc.ksi, k_int, k_enc, _EIA, _EEA)
+        eea = self.settings.ciphering
+        k_enc, k_int = kdf.nas_keys(vec.kasme, eea, _EIA)
+        proc.new_ctx = NasSecurityContext(proc.ksi, k_int, k_enc, _EIA, eea)
         ies: dict[str, Any] = {
-            "selected_nas_security_algorithms": _SELECTED_ALGS,
+            "selected_nas_security_algorithms": nas_security_algorithms(eea, _EIA),
             "nas_key_set_identifier": proc.ksi,
             "replayed_ue_security_capabilities": proc.ue_cap,
         }
