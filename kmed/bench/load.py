@@ -197,6 +197,10 @@ def _print_phase(phase: Phase) -> bool:
     return met
 
 
+#: Rates tried by ``--capacity`` below the target (procedures per second).
+CAPACITY_STEPS = (25, 50, 100, 150, 200, 250, 300, 400, 500, 600, 800, 1000, 1200, 1500, 2000)
+
+
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="kmed bench load", description=__doc__.split("\n\n")[0])
     ap.add_argument("--duration", type=float, default=60.0, help="seconds per phase (default 60)")
@@ -207,6 +211,10 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--workers", type=int, default=1, help="harness worker processes (default 1)")
     ap.add_argument("--connections", type=int, default=4, help="UE link connections (default 4)")
     ap.add_argument("--phases", default=",".join(PHASES), help="comma-separated subset of provision,attach,hold")
+    ap.add_argument("--capacity", action="store_true",
+                    help="provision and attach: step the rate up to the target (--step-duration s each) and stop "
+                         "at the first step that fails (rate, p99 < 250 ms, no failure): the highest passing rate")
+    ap.add_argument("--step-duration", type=float, default=20.0, help="seconds per --capacity step (default 20)")
     ap.add_argument("--workdir", help="keep configs, store, reports and logs here (default: temporary)")
     ap.add_argument("--profile", metavar="DIR", help="py-spy record HSS, CNN and harness into DIR and summarize")
     args = ap.parse_args(argv)
@@ -217,9 +225,19 @@ def main(argv: list[str]) -> int:
     profile = Path(args.profile) if args.profile else None
     count = max(args.ues, args.hold_ues)
     print(f"kmed bench load: {os.cpu_count()} CPUs, {os.uname().sysname} {os.uname().release}, "
-          f"Python {sys.version.split()[0]}; work dir {root}")
-    common = ["--workers", str(args.workers), "--connections", str(args.connections), "--duration", str(args.duration)]
+          f"Python {sys.version.split()[0]}, load average {os.getloadavg()[0]:.1f} before; work dir {root}")
     state = root / "ues.state"
+
+    def common(duration: float) -> list[str]:
+        return ["--workers", str(args.workers), "--connections", str(args.connections), "--duration", str(duration),
+                "--state", str(state)]
+
+    def rate_phase(name: str, rate: float, duration: float) -> Phase:
+        provision = name.startswith("provision")
+        scenario, procedure = ("provision", "attach_provision") if provision else ("attach", "attach")
+        return Phase(name, ["--scenario", scenario, "--ues", str(args.ues), "--rate", f"{rate:g}", *common(duration)],
+                     rate, procedure)
+
     all_met = True
     with running_lab(root, log_level="warning") as lab:
         start = time.monotonic()
@@ -229,29 +247,39 @@ def main(argv: list[str]) -> int:
         config.write_text(load_toml([f"tcp://{lab.host}:{lab.cnn_port}"], count=count, imsi_first=IMSI_FIRST,
                                     imei_first=IMEI_FIRST, k=DEFAULT_K, opc=DEFAULT_OPC, seed=SEED,
                                     extra="[load]\nwarmup_concurrency = 100\n"))
-        table = {
-            "provision": Phase("provision", ["--scenario", "provision", "--ues", str(args.ues), "--rate",
-                                             str(args.provision_rate), "--state", str(state), *common],
-                               args.provision_rate, "attach_provision"),
-            "attach": Phase("attach", ["--scenario", "attach", "--ues", str(args.ues), "--rate", str(args.attach_rate),
-                                       "--state", str(state), *common], args.attach_rate, "attach"),
-            # With the state of the phases before, the held UEs' attaches match (their MEs hold KMEs).
-            "hold": Phase("hold", ["--hold", "--ues", str(args.hold_ues), "--state", str(state), "--no-plot",
-                                   *common], None, "attach"),
-        }
         for name in phases:
-            phase = table[name]
             if name == "hold":
                 lab.stop("cnn")
-                lab.start("cnn")
-                phase.args += ["--cnn-pid", str(lab.daemons["cnn"].proc.pid)]
+                lab.start("cnn")  # an empty CNN: its memory growth is the held contexts'
+                # With the state of the phases before, the held UEs' attaches match (their MEs hold KMEs).
+                phase = Phase("hold", ["--hold", "--ues", str(args.hold_ues), "--no-plot", *common(args.duration),
+                                       "--cnn-pid", str(lab.daemons["cnn"].proc.pid)], None, "attach")
+                print(f"\n== hold: kmed load {' '.join(phase.args)}")
+                _run_phase(lab, phase, config, root, profile, args.duration)
+                all_met = _print_phase(phase) and all_met
+                continue
             if name == "attach":  # warm up apart, so that the phase's CPU figures are attaches only
                 prep = ["--scenario", "attach", "--ues", str(args.ues), "--rate", "1", "--duration", "0.5",
                         "--state", str(state), "--no-plot", "--report", str(root / "prepare.json")]
                 print(f"\n== prepare: kmed load {' '.join(prep)}")
                 lab.kmed("load", "--config", str(config), *prep, timeout=args.duration * 20 + 600, check=False)
-            print(f"\n== {name}: kmed load {' '.join(phase.args)}")
-            _run_phase(lab, phase, config, root, profile, args.duration)
-            all_met = _print_phase(phase) and all_met
+            target = args.provision_rate if name == "provision" else args.attach_rate
+            if not args.capacity:
+                phase = rate_phase(name, target, args.duration)
+                print(f"\n== {name}: kmed load {' '.join(phase.args)}")
+                _run_phase(lab, phase, config, root, profile, args.duration)
+                all_met = _print_phase(phase) and all_met
+                continue
+            best = None
+            for rate in [r for r in CAPACITY_STEPS if r < target] + [target]:
+                phase = rate_phase(f"{name}-{rate:g}", rate, args.step_duration)
+                print(f"\n== {name} step {rate:g}/s: kmed load {' '.join(phase.args)}")
+                _run_phase(lab, phase, config, root, None, args.step_duration)
+                if not _print_phase(phase):
+                    break
+                best = rate
+            print(f"\n== {name}: highest rate meeting p99 < {P99_TARGET_MS:g} ms with no failure: "
+                  f"{'none tried' if best is None else f'{best:g}/s'} (target {target:g}/s)")
+            all_met = all_met and best == target
     print(f"\nreports and logs in {root}")
     return 0 if all_met else 1
