@@ -7,10 +7,13 @@ KME, CK/IK, KASME, private keys) whatever a caller passes.
 
 from __future__ import annotations
 
+import io
 import logging
 import sys
+import threading
 from collections.abc import MutableMapping
-from typing import Any, TextIO
+from pathlib import Path
+from typing import Any, TextIO, cast
 
 import orjson
 import structlog
@@ -31,11 +34,60 @@ def redact_secrets(_logger: Any, _method: str, event: MutableMapping[str, Any]) 
     return event
 
 
+class LogFile(io.TextIOBase):
+    """``[log] file``, appended to, that :meth:`reopen` points at the same (or a new) path.
+
+    Log rotation (logrotate's default ``create`` mode) renames the file, then reloads the
+    daemon (SIGHUP); the daemon reopens the path and new lines go to the new file. Loggers
+    bound before the reopen hold this object, not the file, so their lines follow too.
+    """
+
+    def __init__(self, path: str | Path, buffering: int = 1) -> None:
+        super().__init__()
+        self.path = Path(path)
+        self._buffering = buffering
+        self._lock = threading.Lock()
+        self._file: TextIO = self._open(self.path)
+
+    def _open(self, path: Path) -> TextIO:
+        return open(path, "a", encoding="utf-8", buffering=self._buffering)
+
+    def reopen(self, path: str | Path | None = None) -> None:
+        """Open ``path`` (default: the same path) and switch to it; the previous file is closed.
+
+        Raises OSError (and keeps writing to the previous file) when the new one cannot be opened.
+        """
+        target = self.path if path is None else Path(path)
+        new = self._open(target)
+        with self._lock:
+            old, self._file, self.path = self._file, new, target
+        old.close()
+
+    def write(self, s: str) -> int:
+        with self._lock:
+            return self._file.write(s)
+
+    def flush(self) -> None:
+        with self._lock:
+            self._file.flush()
+
+    def writable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self._file.fileno()
+
+    def close(self) -> None:
+        with self._lock:
+            self._file.close()
+        super().close()
+
+
 def _orjson_dumps(obj: Any, default: Any = None) -> str:
     return orjson.dumps(obj, default=default or str).decode()
 
 
-def setup(level: str = "info", fmt: str = "json", stream: TextIO | None = None) -> None:
+def setup(level: str = "info", fmt: str = "json", stream: TextIO | io.TextIOBase | None = None) -> None:
     """Configure structlog for the process; call once at daemon start (and on SIGHUP)."""
     lvl = getattr(logging, level.upper(), logging.INFO)
     renderer: Any
@@ -52,7 +104,8 @@ def setup(level: str = "info", fmt: str = "json", stream: TextIO | None = None) 
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(lvl),
-        logger_factory=structlog.PrintLoggerFactory(file=stream or sys.stderr),
+        # PrintLogger only calls write() and flush(): a TextIOBase stream (LogFile) is enough.
+        logger_factory=structlog.PrintLoggerFactory(file=cast(TextIO, stream or sys.stderr)),
         cache_logger_on_first_use=False,
     )
 

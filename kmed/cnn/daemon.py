@@ -9,7 +9,7 @@ procedure) and the optional metrics endpoint.
 Life cycle: listen, then systemd ``READY=1``. SIGTERM/SIGINT: stop accepting connections, refuse
 new Attach/TAU Requests (EMM #22), let running procedures finish for up to
 ``cnn.drain_timeout_s``, release what is left, DPR to the Diameter peers, exit 0. SIGHUP:
-re-read the ``[log]`` settings (and reopen ``log.file``).
+re-read the ``[log]`` settings and reopen ``log.file`` (log rotation: new lines go to the new file).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from kmed import config as cfg
 from kmed import log as klog
@@ -256,15 +256,24 @@ class CnnDaemon:
 # --- process ----------------------------------------------------------------------------------
 
 
-def _open_log(conf: dict[str, Any]) -> TextIO | None:
+#: ``[log] file`` once opened: SIGHUP reopens it in place (log rotation), so loggers bound
+#: earlier (running procedures, the Diameter client) write to the new file too.
+_log_file: list[klog.LogFile] = []
+
+
+def _setup_logging(conf: dict[str, Any]) -> klog.LogFile | None:
+    """Configure structlog to stderr or ``[log] file``; on a second call (SIGHUP) the file
+    is reopened (raises OSError, and the previous file stays in use, when it cannot be)."""
     path = conf["log"]["file"]
-    if not path:
-        return None
-    return open(path, "a", encoding="utf-8", buffering=1)  # kept open for the process
-
-
-def _setup_logging(conf: dict[str, Any]) -> TextIO | None:
-    stream = _open_log(conf)
+    stream: klog.LogFile | None = None
+    if path:
+        if _log_file:
+            stream = _log_file[0]
+            stream.reopen(path)
+        else:
+            stream = klog.LogFile(path)
+            _log_file.append(stream)
+    # Without a file: stderr. A file opened before stays open for loggers still bound to it.
     klog.setup(conf["log"]["level"], conf["log"]["format"], stream)
     return stream
 
@@ -355,10 +364,14 @@ def _reload(config_path: str, daemon: CnnDaemon) -> None:
     except cfg.ConfigError as exc:
         daemon.log.error("cnn_reload_failed", error=str(exc))
     else:
-        _setup_logging(conf)  # the previous file stays open for loggers still bound to it
-        daemon.log = klog.get("cnn").bind()
-        daemon.core.debug = conf["log"]["level"] == "debug"
-        daemon.log.info("cnn_reloaded", level=conf["log"]["level"])
+        try:
+            _setup_logging(conf)
+        except OSError as exc:  # the previous log file and settings stay in use
+            daemon.log.error("cnn_reload_failed", error=f"log.file: {exc.strerror or exc}")
+        else:
+            daemon.log = klog.get("cnn").bind()
+            daemon.core.debug = conf["log"]["level"] == "debug"
+            daemon.log.info("cnn_reloaded", level=conf["log"]["level"], log_file=conf["log"]["file"])
     systemd.ready()
 
 

@@ -11,6 +11,7 @@ is queued, exit 0. SIGHUP: reload ``allowed_peers`` and the log settings.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sys
@@ -121,6 +122,20 @@ class HssService:
             m.kme_events.labels("refused").inc()
 
 
+#: kmed.diameter.peer.PeerState values -> docs/metrics.md ``state`` label values.
+_PEER_STATE = {"okay": "open", "suspect": "suspect", "closing": "closing", "down": "closed"}
+
+
+def update_peer_metrics(metrics: Any, peers: dict[str, Any], seen: set[str]) -> None:
+    """Set ``kmed_diameter_peer_state`` from the server's open peers (Origin-Host -> PeerState);
+    a peer seen before and gone now is ``closed``. ``seen`` accumulates the peers ever open."""
+    for host, state in peers.items():
+        metrics.set_peer_state(host, _PEER_STATE.get(state.value, "connecting"))
+    for host in seen - peers.keys():
+        metrics.set_peer_state(host, "closed")
+    seen.update(peers)
+
+
 def _policy(hss: dict[str, Any]) -> HssPolicy:
     return HssPolicy(
         max_vectors=hss["max_vectors"],
@@ -139,21 +154,27 @@ _LOG_BUFFER = 1 << 16
 
 def _setup_logging(conf: dict[str, Any]) -> None:
     """Configure structlog on a stream written once per loop iteration (kmed.hss.logstream):
-    stderr, or ``[log] file`` (re)opened for appending."""
+    stderr, or ``[log] file`` opened for appending.
+
+    On SIGHUP the file is reopened inside the same stream object, so loggers bound before
+    (e.g. the Diameter layer's) write to the new file too (log rotation). Raises OSError,
+    the previous file staying in use, when the new one cannot be opened.
+    """
     path = conf["log"]["file"]
     raw: TextIO
     if path:
         raw = open(path, "a", encoding="utf-8", buffering=_LOG_BUFFER)  # noqa: SIM115 (kept open)
     else:
         raw = open(os.dup(2), "w", encoding="utf-8", buffering=_LOG_BUFFER, closefd=True)  # noqa: SIM115
-    stream = LoopFlushedStream(raw)
-    old = _log_stream[0] if _log_stream else None
-    if old is not None:
-        stream.attach(old._loop)
-    klog.setup(conf["log"]["level"], conf["log"]["format"], stream)  # type: ignore[arg-type]
-    _log_stream[:] = [stream]
-    if old is not None:
-        old.close()
+    if _log_stream:
+        stream = _log_stream[0]
+        previous, stream.raw = stream.raw, raw
+        with contextlib.suppress(OSError, ValueError):
+            previous.close()  # flushes what it still buffers
+    else:
+        stream = LoopFlushedStream(raw)
+        _log_stream.append(stream)
+    klog.setup(conf["log"]["level"], conf["log"]["format"], stream)
 
 
 async def serve(config_path: str, conf: dict[str, Any]) -> int:
@@ -219,8 +240,20 @@ async def serve(config_path: str, conf: dict[str, Any]) -> int:
     log.info("hss_ready", listen=endpoints, store=str(db_path), pid=os.getpid())
     systemd.ready(f"listening on {', '.join(endpoints)}")
     watchdog = systemd.start_watchdog(stop)
+    peer_timer: asyncio.TimerHandle | None = None
+    if metrics is not None:
+        seen: set[str] = set()
+
+        def tick() -> None:
+            nonlocal peer_timer
+            update_peer_metrics(metrics, server.peers, seen)
+            peer_timer = loop.call_later(1.0, tick)
+
+        tick()
     await stop.wait()
     systemd.stopping()
+    if peer_timer is not None:
+        peer_timer.cancel()
     log.info("hss_stopping")
     t0 = time.monotonic()
     await server.stop(STOP_DEADLINE_S)

@@ -1,0 +1,132 @@
+"""Helpers of the operations tests: daemons started with a chosen environment (NOTIFY_SOCKET,
+WATCHDOG_USEC), sd_notify datagrams, Prometheus scrapes, waits on JSON log lines."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from kmed.lab import Lab, kmed_argv, wait_listening
+
+#: Bound on every wait of these tests (seconds); the waits end as soon as their condition holds.
+WAIT_S = 30.0
+
+
+@contextlib.contextmanager
+def notify_socket() -> Iterator[tuple[socket.socket, str]]:
+    """An AF_UNIX datagram socket as systemd gives in ``$NOTIFY_SOCKET`` (a short path: sun_path
+    holds 108 octets, pytest's tmp_path may not fit)."""
+    directory = tempfile.mkdtemp(prefix="kmed-ops-")
+    path = os.path.join(directory, "notify")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    try:
+        sock.bind(path)
+        yield sock, path
+    finally:
+        sock.close()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def recv_until(sock: socket.socket, done: Callable[[list[str]], bool], timeout: float = WAIT_S,
+               proc: subprocess.Popen[bytes] | None = None) -> list[str]:
+    """Datagrams received (decoded) until ``done(all so far)`` holds; AssertionError on timeout
+    or when ``proc`` exits first."""
+    got: list[str] = []
+    deadline = time.monotonic() + timeout
+    while not done(got):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise AssertionError(f"sd_notify: condition not met after {timeout} s; received {got}")
+        sock.settimeout(min(0.5, left))
+        try:
+            got.append(sock.recv(4096).decode())
+        except TimeoutError:
+            if proc is not None and proc.poll() is not None:
+                raise AssertionError(f"the daemon exited {proc.returncode}; received {got}") from None
+    return got
+
+
+def start(lab: Lab, name: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """Start ``kmed hss``/``kmed cnn`` of ``lab`` with extra environment; its stdout and stderr
+    are appended to ``logs/NAME.log``. Does not wait."""
+    config = lab.hss_config if name == "hss" else lab.cnn_config
+    with (lab.root / "logs" / f"{name}.log").open("ab") as log:
+        return subprocess.Popen(kmed_argv(name, "--config", str(config)), stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
+
+
+def start_listening(lab: Lab, name: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    proc = start(lab, name, env)
+    wait_listening(lab.host, lab.hss_port if name == "hss" else lab.cnn_port, WAIT_S, proc)
+    return proc
+
+
+def stop(proc: subprocess.Popen[bytes], sig: int = 15) -> int:
+    """Send ``sig`` (SIGTERM) and return the exit status (SIGKILL after the bound)."""
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(WAIT_S)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(WAIT_S)
+            raise AssertionError("the daemon did not exit after SIGTERM") from None
+    return int(proc.returncode)
+
+
+def events(path: Path) -> list[dict[str, Any]]:
+    """The JSON log lines of ``path`` (other lines skipped)."""
+    out: list[dict[str, Any]] = []
+    if not path.exists():
+        return out
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        with contextlib.suppress(ValueError):
+            obj = json.loads(line)
+            if isinstance(obj, dict):
+                out.append(obj)
+    return out
+
+
+def wait_event(path: Path, match: Callable[[dict[str, Any]], bool], timeout: float = WAIT_S) -> dict[str, Any]:
+    """The first log event of ``path`` for which ``match`` holds, waiting for it to be written."""
+    deadline = time.monotonic() + timeout
+    while True:
+        for ev in events(path):
+            if match(ev):
+                return ev
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no matching event in {path} after {timeout} s")
+        time.sleep(0.05)
+
+
+def scrape(host: str, port: int) -> dict[str, float]:
+    """``GET /metrics``: series (name with its label text, as exposed) -> value."""
+    with socket.create_connection((host, port), timeout=10) as s:
+        s.sendall(b"GET /metrics HTTP/1.1\r\nHost: kmed\r\n\r\n")
+        data = b""
+        for _ in range(10_000):
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 "), head
+    assert b"text/plain; version=0.0.4" in head
+    series: dict[str, float] = {}
+    for line in body.decode().splitlines():
+        if not line or line.startswith("#"):
+            continue
+        m = re.fullmatch(r"(\S+?(?:\{.*\})?) (\S+)", line)
+        assert m, line
+        series[m.group(1)] = float(m.group(2))
+    return series
