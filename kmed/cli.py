@@ -22,6 +22,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "kmed.load.cli",
     "kmed.demo",
     "kmed.bench",
+    "kmed.faults.cli",
     "kmed.configcheck",
 )
 
