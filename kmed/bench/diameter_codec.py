@@ -140,19 +140,21 @@ def python_diameter_iteration_factory() -> Callable[[bytes], bytes]:
     return iteration
 
 
-def _measure(fn: Callable[[bytes], bytes], air: bytes, iterations: int, repeats: int = 5) -> float:
-    """CPU µs per call: the best of ``repeats`` rounds (the machine is shared: the best round is
-    the one least disturbed)."""
-    for _ in range(min(200, iterations)):
-        fn(air)
-    per_round = max(1, iterations // repeats)
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.process_time()
-        for _ in range(per_round):
+def _measure(fns: list[Callable[[bytes], bytes]], air: bytes, iterations: int, rounds: int = 10) -> list[float]:
+    """CPU µs per call of each function: rounds interleaved, the best round of each kept (the
+    machine is shared: the best round is the least disturbed one)."""
+    for fn in fns:
+        for _ in range(min(200, iterations)):
             fn(air)
-        best = min(best, time.process_time() - start)
-    return best / per_round * 1e6
+    per_round = max(1, iterations // rounds)
+    best = [float("inf")] * len(fns)
+    for _ in range(rounds):
+        for i, fn in enumerate(fns):
+            start = time.process_time()
+            for _ in range(per_round):
+                fn(air)
+            best[i] = min(best[i], time.process_time() - start)
+    return [b / per_round * 1e6 for b in best]
 
 
 def main(argv: list[str]) -> int:
@@ -168,9 +170,8 @@ def main(argv: list[str]) -> int:
         print("kmed's two AIAs differ: comparison not valid")
         return 1
     print(f"AIR {len(air)} octets, AIA {len(kmed_iteration(air))} octets; CPU µs per AIR decode + AIA encode")
-    kmed_us = _measure(kmed_iteration, air, args.iterations)
+    kmed_us, pre_us = _measure([kmed_iteration, kmed_preencoded_iteration], air, args.iterations)
     print(f"kmed codec:                             {kmed_us:8.1f} µs ({args.iterations} iterations)")
-    pre_us = _measure(kmed_preencoded_iteration, air, args.iterations)
     print(f"kmed codec, constant AVPs encoded once: {pre_us:8.1f} µs ({args.iterations} iterations)")
     if not args.skip_python_diameter:
         pd = python_diameter_iteration_factory()
@@ -178,7 +179,7 @@ def main(argv: list[str]) -> int:
             print("python-diameter's AIA differs from kmed's: comparison not valid")
             return 1
         n = max(1, args.iterations // 20)
-        pd_us = _measure(pd, air, n)
+        (pd_us,) = _measure([pd], air, n, rounds=5)
         print(f"python-diameter codec:                  {pd_us:8.1f} µs ({n} iterations)")
         print(f"python-diameter / kmed: {pd_us / kmed_us:.1f}x")
     return 0

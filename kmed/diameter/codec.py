@@ -212,10 +212,14 @@ def _encode_into(items: Iterable[AvpItem], out: list[bytes]) -> None:
     value: Any = None
     try:
         for item in items:
+            if type(item) is not tuple:  # an Avp, pre-encoded bytes, or an error
+                name = None
+                _encode_raw(item, append)
+                continue
             try:
                 name, value = item  # type: ignore[misc]
                 kind, pack, prefix, base, shift, hlen, convert = encodings[name]
-            except (TypeError, ValueError, KeyError):  # an Avp, a 4-tuple, or an error
+            except (TypeError, ValueError, KeyError):  # a 4-tuple, or an error
                 name = None
                 _encode_raw(item, append)
                 continue
