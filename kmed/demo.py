@@ -138,6 +138,13 @@ class Showcase:
         self.check(s, "attach rejected with EMM #6 (Illegal ME)", rejected)
         self.check(s, "the HSS's KME is unchanged", self.hss_kme() == third)
 
+    def _load_log(self) -> str:
+        """The load configuration's ``[log]``: with the lab's UE log level, to ``logs/load.log``."""
+        level = self.lab.ue_log_level
+        if level is None:
+            return ""
+        return f'[log]\nlevel = "{level}"\nfile = "{self.lab.root / "logs" / "load.log"}"\n'
+
     def load(self) -> None:
         self.out("\n== 5. a short load run")
         if importlib.util.find_spec("kmed.load.cli") is None:
@@ -161,7 +168,7 @@ k = "{DEFAULT_K}"
 opc = "{DEFAULT_OPC}"
 device_key_seed = "00112233445566778899aabbccddeeff"
 profile = "A"
-""",
+{self._load_log()}""",
             encoding="utf-8",
         )
         report = lab.root / "load-report.json"
@@ -180,14 +187,21 @@ profile = "A"
                    bool(procs) and all(p.get("failed") == 0 for p in procs.values()))
 
 
-def run(workdir: Path | None, out: Callable[[str], None] = print) -> int:
-    """Run the showcase; return the exit status (0 when every check held)."""
+def run(workdir: Path | None, out: Callable[[str], None] = print, log_level: str | None = None) -> int:
+    """Run the showcase; return the exit status (0 when every check held).
+
+    ``log_level`` (``--log-level``): every process logs at this level -- HSS and CNN to
+    ``logs/hss.log`` and ``logs/cnn.log`` as always, the UEs to ``logs/ue-NAME.log`` and the
+    load harness to ``logs/load.log`` (by default HSS and CNN log at info, the others only
+    warnings, to their stderr).
+    """
     own = workdir is None
     root = Path(tempfile.mkdtemp(prefix="kmed-demo-")) if workdir is None else workdir
     out(f"kmed demo: HSS and CNN on 127.0.0.1, SQLite store, work dir {root}")
     show: Showcase | None = None
     try:
-        with running_lab(root) as lab:
+        levels: dict[str, Any] = {} if log_level is None else {"log_level": log_level, "ue_log_level": log_level}
+        with running_lab(root, **levels) as lab:
             out(f"  HSS listening on tcp://127.0.0.1:{lab.hss_port}, CNN UE link on tcp://127.0.0.1:{lab.cnn_port}")
             show = Showcase(lab, out)
             show.run()
@@ -211,11 +225,13 @@ def run(workdir: Path | None, out: Callable[[str], None] = print) -> int:
 
 
 def _main(args: argparse.Namespace) -> int:
-    return run(Path(args.workdir) if args.workdir else None)
+    return run(Path(args.workdir) if args.workdir else None, log_level=args.log_level)
 
 
 def register(sub: Any) -> None:
     """Add ``kmed demo`` to the command line."""
     p = sub.add_parser("demo", help="run the KME showcase on loopback (what make demo runs)")
     p.add_argument("--workdir", help="keep configs, store and logs here (default: a temporary dir)")
+    p.add_argument("--log-level", choices=["debug", "info", "warning", "error"],
+                   help="log level of every process, UEs and load harness included, all to WORKDIR/logs/")
     p.set_defaults(func=_main)

@@ -102,6 +102,8 @@ class Lab:
     mnc: str = "01"
     log_level: str = "info"
     cnn_ciphering: str = "EEA2"
+    #: When set, each UE logs at this level to ``logs/ue-NAME.log`` (default: warnings to stderr).
+    ue_log_level: str | None = None
     hss_port: int = field(default_factory=free_port)
     cnn_port: int = field(default_factory=free_port)
     extra_hss: str = ""
@@ -182,6 +184,9 @@ format = "json"
         if not link.exists():
             link.symlink_to(usim_dir, target_is_directory=True)
         path = self.root / f"ue-{name}-{imsi}.toml"
+        ue_log = f'level = "{self.ue_log_level or "warning"}"\n'
+        if self.ue_log_level is not None:
+            ue_log += f'file = "{self.root / "logs" / f"ue-{name}.log"}"\n'
         path.write_text(
             f"""state_dir = "{state}"
 [cnn]
@@ -194,8 +199,7 @@ opc = "{opc}"
 imei = "{imei}"
 private_key = "{private_key}"
 [log]
-level = "warning"
-format = "json"
+{ue_log}format = "json"
 """,
             encoding="utf-8",
         )
