@@ -16,7 +16,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from kmed.lab import Lab, kmed_argv, wait_listening
+from kmed.diameter import codec
+from kmed.diameter import dictionary as d
+from kmed.diameter.message import Message
+from kmed.lab import DEFAULT_K, DEFAULT_OPC, Lab, kmed_argv, wait_listening
 
 #: Bound on every wait of these tests (seconds); the waits end as soon as their condition holds.
 WAIT_S = 30.0
@@ -130,3 +133,75 @@ def scrape(host: str, port: int) -> dict[str, float]:
         assert m, line
         series[m.group(1)] = float(m.group(2))
     return series
+
+
+class RawPeer:
+    """A bare Diameter peer over TCP: CER, then whatever messages a test sends, read one by one."""
+
+    def __init__(self, port: int, origin_host: str = "mme.localdomain", host: str = "127.0.0.1") -> None:
+        self.origin_host = origin_host
+        self.sock = socket.create_connection((host, port), timeout=10)
+        self.buf = b""
+
+    def cer(self) -> Message:
+        """Send a CER for S6a; return the CEA."""
+        self.send(Message.request("CER", None, [
+            ("Origin-Host", self.origin_host), ("Origin-Realm", "localdomain"), ("Host-IP-Address", "127.0.0.1"),
+            ("Vendor-Id", 32473), ("Product-Name", "kmed-tests"), ("Auth-Application-Id", d.APP_S6A),
+        ], hop_by_hop=1, end_to_end=1))
+        cea = self.recv()
+        assert cea is not None, "connection closed before the CEA"
+        return cea
+
+    def send(self, msg: Message | bytes) -> None:
+        self.sock.sendall(msg if isinstance(msg, bytes) else codec.encode(msg))
+
+    def recv(self, timeout: float = WAIT_S) -> Message | None:
+        """The next message, or None when the HSS closed the connection."""
+        deadline = time.monotonic() + timeout
+        while True:
+            n = codec.frame_length(self.buf)
+            if n is not None and len(self.buf) >= n:
+                msg, self.buf = codec.decode(self.buf[:n]), self.buf[n:]
+                return msg
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"no complete message after {timeout} s")
+            self.sock.settimeout(left)
+            try:
+                chunk = self.sock.recv(65536)
+            except ConnectionResetError:
+                return None
+            if not chunk:
+                return None
+            self.buf += chunk
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+IMSI = "001010000000001"
+IMEI = "356938035643809"
+
+
+def provision_one(lab: Lab, imsi: str = IMSI, imei: str = IMEI, name: str = "me-a") -> Path:
+    """One subscriber, its device and the allowed pair (``kmed admin``); the UE's config file."""
+    lab.admin("subscriber", "add", "--imsi", imsi, "--k", DEFAULT_K, "--opc", DEFAULT_OPC)
+    priv, pub = lab.gen_device_key(name)
+    lab.admin("device", "add", "--imei", imei, "--public-key", str(pub))
+    lab.admin("pair", "allow", "--imsi", imsi, "--imei", imei)
+    return lab.ue_config(name, imsi=imsi, imei=imei, private_key=priv)
+
+
+def open_files(pid: int) -> list[str]:
+    """Paths the process has open (Linux /proc)."""
+    out = []
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            out.append(os.readlink(fd))
+    return out
+
+
+def named(event: str, **fields: Any) -> Callable[[dict[str, Any]], bool]:
+    """A :func:`wait_event` matcher: this event name with these field values."""
+    return lambda e: e.get("event") == event and all(e.get(k) == v for k, v in fields.items())
