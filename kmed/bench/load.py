@@ -30,13 +30,14 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kmed.lab import DEFAULT_K, DEFAULT_OPC, Lab, kmed_argv, running_lab
+from kmed.lab import DEFAULT_K, DEFAULT_OPC, Lab, free_port, kmed_argv, running_lab
 from kmed.load.labfile import load_toml, provision_range_args
 
 IMSI_FIRST = "001010000500000"
@@ -57,6 +58,27 @@ def _children_cpu_s() -> float:
     return ru.ru_utime + ru.ru_stime
 
 
+_DURATION = "kmed_procedure_duration_seconds"
+
+
+def scrape_durations(port: int) -> dict[str, tuple[float, float]]:
+    """``kmed_procedure_duration_seconds`` of a daemon's /metrics (docs/metrics.md): procedure →
+    (sum of seconds, count). Empty when the endpoint does not answer."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:  # loopback only
+            text = resp.read().decode("utf-8", "replace")
+    except OSError:
+        return {}
+    out: dict[str, list[float]] = {}
+    for line in text.splitlines():
+        for suffix, slot in (("_sum{", 0), ("_count{", 1)):
+            if line.startswith(_DURATION + suffix):
+                labels, _, value = line.rpartition(" ")
+                name = labels.split('procedure="', 1)[-1].split('"', 1)[0]
+                out.setdefault(name, [0.0, 0.0])[slot] = float(value)
+    return {name: (v[0], v[1]) for name, v in out.items()}
+
+
 @dataclass
 class Phase:
     name: str
@@ -68,6 +90,7 @@ class Phase:
     wall_s: float = 0.0
     exit_status: int = 0
     profiles: dict[str, Path] = field(default_factory=dict)
+    durations: dict[str, dict[str, tuple[float, float]]] = field(default_factory=dict)
 
 
 @contextlib.contextmanager
@@ -134,8 +157,10 @@ def _short(frame: str) -> str:
     return f"{name} ({short})"
 
 
-def _run_phase(lab: Lab, phase: Phase, config: Path, out: Path, profile: Path | None, duration: float) -> None:
+def _run_phase(lab: Lab, phase: Phase, config: Path, out: Path, profile: Path | None, duration: float,
+               metrics: dict[str, int]) -> None:
     pids = {name: d.proc.pid for name, d in lab.daemons.items()}
+    durations_before = {name: scrape_durations(port) for name, port in metrics.items()}
     before = {name: _cpu_s(pid) for name, pid in pids.items()}
     harness_before = _children_cpu_s()
     report_path = out / f"{phase.name}.json"
@@ -153,8 +178,13 @@ def _run_phase(lab: Lab, phase: Phase, config: Path, out: Path, profile: Path | 
     phase.wall_s = time.monotonic() - start
     phase.exit_status = proc.returncode
     phase.cpu = {name: _cpu_s(pid) - before[name] for name, pid in pids.items() if lab.daemons.get(name)}
+    # All children of this process that ended meanwhile: the harness, its workers (and py-spy when profiling).
     phase.cpu["harness"] = _children_cpu_s() - harness_before
     phase.report = json.loads(report_path.read_text()) if report_path.exists() else {}
+    for name, port in metrics.items():
+        after, before_d = scrape_durations(port), durations_before[name]
+        phase.durations[name] = {p: (s - before_d.get(p, (0.0, 0.0))[0], c - before_d.get(p, (0.0, 0.0))[1])
+                                 for p, (s, c) in after.items()}
     if proc.returncode not in (0, 1) or not phase.report:
         print(f"  kmed load exited {proc.returncode}: {stderr.strip()[-1500:]}")
     if stdout.strip():
@@ -190,11 +220,18 @@ def _print_phase(phase: Phase) -> bool:
         window["harness"] = sum((r.get("generator") or {}).get("cpu_s") or [0.0])  # the measured window only
         costs = ", ".join(f"{name} {1e6 * s / n:.0f} µs" for name, s in window.items())
         print(f"  CPU per procedure run: {costs}")
+    for daemon, procs in phase.durations.items():
+        means = ", ".join(f"{p} {1000.0 * s / c:.1f} ms (n={c:.0f})" for p, (s, c) in sorted(procs.items()) if c > 0)
+        if means:
+            print(f"  {daemon} mean procedure duration (its metrics): {means}")
     gen = r.get("generator") or {}
     cpu = ", ".join(f"{name} {s:.1f} s" for name, s in phase.cpu.items())
     print(f"  CPU used in {phase.wall_s:.1f} s wall: {cpu}; harness utilization {gen.get('utilization')}, "
           f"arrival lag p99 {gen.get('arrival_lag_p99_ms')} ms")
-    print(f"  target {'MET' if met else 'NOT MET'}")
+    if phase.name != "hold" and phase.target_rate is None:
+        print(f"  closed loop: p99 < {P99_TARGET_MS:g} ms and no failure: {'yes' if met else 'no'}")
+    else:
+        print(f"  target {'MET' if met else 'NOT MET'}")
     for name, path in phase.profiles.items():
         print(f"  profile of {name} ({path}):")
         print("\n".join(summarize_profile(path)))
@@ -247,7 +284,9 @@ def main(argv: list[str]) -> int:
                      None if args.closed_loop else rate, procedure)
 
     all_met = True
-    with running_lab(root, log_level="warning") as lab:
+    metrics = {"hss": free_port(), "cnn": free_port()}
+    extra = {f"extra_{name}": f'[metrics]\nlisten = "127.0.0.1:{port}"\n' for name, port in metrics.items()}
+    with running_lab(root, log_level="warning", **extra) as lab:
         start = time.monotonic()
         lab.admin(*provision_range_args(count, IMSI_FIRST, IMEI_FIRST, DEFAULT_K, DEFAULT_OPC, SEED))
         print(f"provision-range {count}: {time.monotonic() - start:.1f} s")
@@ -263,7 +302,7 @@ def main(argv: list[str]) -> int:
                 phase = Phase("hold", ["--hold", "--ues", str(args.hold_ues), "--no-plot", *common(args.duration),
                                        "--cnn-pid", str(lab.daemons["cnn"].proc.pid)], None, "attach")
                 print(f"\n== hold: kmed load {' '.join(phase.args)}")
-                _run_phase(lab, phase, config, root, profile, args.duration)
+                _run_phase(lab, phase, config, root, profile, args.duration, metrics)
                 all_met = _print_phase(phase) and all_met
                 continue
             if name == "attach":  # warm up apart, so that the phase's CPU figures are attaches only
@@ -275,14 +314,14 @@ def main(argv: list[str]) -> int:
             if not args.capacity or args.closed_loop:
                 phase = rate_phase(name, target, args.duration)
                 print(f"\n== {name}: kmed load {' '.join(phase.args)}")
-                _run_phase(lab, phase, config, root, profile, args.duration)
+                _run_phase(lab, phase, config, root, profile, args.duration, metrics)
                 all_met = _print_phase(phase) and all_met
                 continue
             best = None
             for rate in [r for r in CAPACITY_STEPS if r < target] + [target]:
                 phase = rate_phase(f"{name}-{rate:g}", rate, args.step_duration)
                 print(f"\n== {name} step {rate:g}/s: kmed load {' '.join(phase.args)}")
-                _run_phase(lab, phase, config, root, None, args.step_duration)
+                _run_phase(lab, phase, config, root, None, args.step_duration, metrics)
                 if not _print_phase(phase):
                     break
                 best = rate
