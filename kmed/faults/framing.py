@@ -57,7 +57,8 @@ class Message:
 
 
 class FramingError(Exception):
-    """The stream cannot be framed; ``pending`` holds the octets received and not yet delivered."""
+    """The stream cannot be framed; ``pending`` holds the octets not yet delivered as messages
+    (whole messages before the bad one, from the same :meth:`Splitter.feed`, included)."""
 
     def __init__(self, detail: str, pending: bytes) -> None:
         super().__init__(detail)
@@ -102,7 +103,7 @@ class DiameterSplitter(Splitter):
             try:
                 length = codec.frame_length(raw[pos : pos + 4], self.max_size)
             except codec.DecodeError as exc:
-                del raw[:pos]
+                # Messages already split from this feed are not delivered: all of it goes raw.
                 raise self._fail(f"Diameter framing: {exc}") from None
             if length is None or len(raw) - pos < length:
                 break
