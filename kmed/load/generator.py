@@ -298,6 +298,10 @@ class Generator:
         need_kme = warm and any(m.needs_kme for m in models)
         need_guti = warm and any(m.needs_guti for m in models)
         self.idle = deque(self.pop.indices)
+        for n, i in enumerate(self.pop.indices):  # derive the device keys now, not in the measured window
+            self.pop.ue(i)
+            if n % 500 == 499:
+                await asyncio.sleep(0)
         if not need_kme and not need_guti:
             return
         self.phase = "warmup"
