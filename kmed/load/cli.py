@@ -72,6 +72,8 @@ def _summary(report: dict[str, Any], out: Any) -> None:
         out.write(f"  held: {hold['ues_attached']} UEs; CNN RSS {hold['cnn_rss_before_kib']} -> "
                   f"{hold['cnn_rss_held_kib']} KiB; {hold['cnn_bytes_per_held_ue']} bytes per held UE\n")
     gen = report.get("generator") or {}
+    if gen.get("interrupted"):
+        out.write("  stopped early by SIGINT/SIGTERM: the figures cover the run until then\n")
     if gen.get("saturated"):
         out.write(f"  warning: the generator was saturated (CPU use {gen.get('utilization')}, arrival lag p99 "
                   f"{gen.get('arrival_lag_p99_ms')} ms): figures may measure the harness; try --workers\n")

@@ -145,11 +145,30 @@ class Generator:
         self.elapsed_s = 0.0
         self.cpu_s = 0.0
         self._stopping = False
+        self.interrupted = False
+        self._stop_event = asyncio.Event()
         self._drained: asyncio.Event | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._report = report_progress
         self._rng = random.Random(settings.seed * 1_000_003 + worker)
         self._last_snapshot: tuple[int, int, float] = (0, 0, time.monotonic())
+
+    # --- early stop (SIGINT/SIGTERM) -----------------------------------------------------------
+
+    def request_stop(self) -> None:
+        """Stop starting procedures now (warm-up or measured window); those running end as usual."""
+        self.interrupted = True
+        self._stop_event.set()
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep ``seconds``, or less when a stop is requested."""
+        if seconds <= 0 or self.interrupted:
+            return
+        if seconds < 0.05:
+            await asyncio.sleep(seconds)
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop_event.wait(), seconds)
 
     # --- links ---------------------------------------------------------------------------------
 
@@ -271,7 +290,7 @@ class Generator:
 
         def launch() -> None:
             nonlocal running
-            if todo and time.monotonic() < deadline:
+            if todo and not self.interrupted and time.monotonic() < deadline:
                 running += 1
                 self._start(todo.popleft(), model, time.monotonic(), rec, on_done)
             elif running == 0:
@@ -318,9 +337,7 @@ class Generator:
 
     async def measure(self, t0: float) -> None:
         """The measured window from monotonic time ``t0`` for ``duration_s`` (then drain)."""
-        delay = t0 - time.monotonic()
-        if delay > 0:
-            await asyncio.sleep(delay)
+        await self._pause(t0 - time.monotonic())
         self.base = t0
         self._last_snapshot = (0, 0, t0)
         cpu0 = time.process_time()
@@ -336,7 +353,7 @@ class Generator:
             await self._drain(self.s.timeout_s + 2.0)
         finally:
             ticker.cancel()
-            self.elapsed_s = max(self.s.duration_s, time.monotonic() - t0)
+            self.elapsed_s = time.monotonic() - t0
             self.cpu_s = time.process_time() - cpu0
         self.phase = "done"
         self._progress()
@@ -350,7 +367,9 @@ class Generator:
             target = t0 + at
             delay = target - time.monotonic()
             if delay > 0.0005:
-                await asyncio.sleep(delay)
+                await self._pause(delay)
+            if self.interrupted:
+                break
             self.lag_us.record(int((time.monotonic() - target) * 1e6))
             index = self._take_idle()
             if index is None:
@@ -368,7 +387,7 @@ class Generator:
             if _index is not None:
                 self.idle.append(_index)
             now = time.monotonic()
-            if now >= end:
+            if now >= end or self.interrupted:
                 return
             index = self._take_idle()
             if index is None:
@@ -379,7 +398,7 @@ class Generator:
 
         for at in ClosedLoop(self.s.concurrency_of(self.worker), self.s.ramp_s).start_times():
             loop.call_at(loop.time() + at, next_one)
-        await asyncio.sleep(max(0.0, end - time.monotonic()))
+        await self._pause(end - time.monotonic())
 
     async def _hold(self, t0: float) -> None:
         """Attach every UE of this worker once, then keep them registered until the end."""
@@ -390,7 +409,7 @@ class Generator:
         self.held = sum(1 for c in results.values() if c.ok)
         self.phase = "held"
         self._progress()
-        await asyncio.sleep(max(0.0, end - time.monotonic()))
+        await self._pause(end - time.monotonic())
 
     # --- progress and result -------------------------------------------------------------------
 
@@ -449,5 +468,6 @@ class Generator:
             "cpu_s": self.cpu_s,
             "lag_us": self.lag_us.to_dict(),
             "held": self.held,
+            "interrupted": self.interrupted,
             "states": {ue.index: ue.state_dict() for ue in self.pop.created()} if self.s.save_state else None,
         }

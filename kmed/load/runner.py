@@ -14,7 +14,9 @@ plus one procedure deadline to drain; a worker that dies is reported, never wait
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import multiprocessing
+import signal
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -137,13 +139,27 @@ class Coordinator:
         lag_p99_ms = round(lag_p99 / 1000.0, 3) if lag_p99 is not None else None
         saturated = any(u is not None and u > SATURATED_UTILIZATION for u in util) or (
             lag_p99_ms is not None and lag_p99_ms > SATURATED_LAG_MS)
-        return {"workers": self.s.workers, "cpu_s": [round(float(r["cpu_s"]), 3) for r in results],
+        return {"workers": self.s.workers, "interrupted": any(r.get("interrupted") for r in results),
+                "cpu_s": [round(float(r["cpu_s"]), 3) for r in results],
                 "utilization": util, "arrival_lag_p99_ms": lag_p99_ms,
                 "arrival_lag_max_ms": round(lag.max / 1000.0, 3) if lag.max is not None else None,
                 "links": sum(int(r["links"]) for r in results), "saturated": saturated}
 
 
 _PHASES = ("setup", "warmup", "run", "attach", "held", "drain", "done")
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextlib.contextmanager
+def _stop_on_signals(loop: asyncio.AbstractEventLoop, stop: Any) -> Any:
+    """SIGINT/SIGTERM end the run early (report still written) instead of killing it."""
+    for sig in _STOP_SIGNALS:
+        loop.add_signal_handler(sig, stop)
+    try:
+        yield
+    finally:
+        for sig in _STOP_SIGNALS:
+            loop.remove_signal_handler(sig)
 
 
 def _install_uvloop() -> None:
@@ -165,6 +181,11 @@ _UVLOOP_OK = False
 async def _in_process(settings: RunSettings, coord: Coordinator,
                       states: Mapping[int, Mapping[str, Any]] | None) -> tuple[list[dict[str, Any]], str | None]:
     gen = Generator(settings, 0, states, coord.on_progress)
+    with _stop_on_signals(asyncio.get_running_loop(), gen.request_stop):
+        return await _run_one(gen, coord)
+
+
+async def _run_one(gen: Generator, coord: Coordinator) -> tuple[list[dict[str, Any]], str | None]:
     fatal = None
     try:
         if await gen.setup():
@@ -197,6 +218,7 @@ async def _worker_async(settings: RunSettings, worker: int, states: dict[int, di
                         conn: Connection) -> None:
     loop = asyncio.get_running_loop()
     inbox: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()
+    gen = Generator(settings, worker, states, lambda snap: conn.send(("progress", snap)))
 
     def readable() -> None:
         try:
@@ -204,10 +226,13 @@ async def _worker_async(settings: RunSettings, worker: int, states: dict[int, di
         except (EOFError, OSError):
             loop.remove_reader(conn.fileno())
             msg = ("stop",)
+        if msg[0] == "stop":
+            gen.request_stop()
         inbox.put_nowait(msg)
 
     loop.add_reader(conn.fileno(), readable)
-    gen = Generator(settings, worker, states, lambda snap: conn.send(("progress", snap)))
+    for sig in _STOP_SIGNALS:
+        loop.add_signal_handler(sig, gen.request_stop)
     try:
         links = await gen.setup()
         if links:
@@ -241,6 +266,14 @@ def _multi_process(settings: RunSettings, coord: Coordinator,
     results: dict[int, dict[str, Any]] = {}
     went = False
     fatal: str | None = None
+    stop_requested = False
+    stop_sent = False
+
+    def on_signal(_sig: int, _frame: Any) -> None:
+        nonlocal stop_requested
+        stop_requested = True
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in _STOP_SIGNALS}
     deadline = time.monotonic() + settings.warmup_timeout_s + settings.timeout_s + _SPAWN_MARGIN_S
     try:
         while len(results) + len(coord.dead) < settings.workers and time.monotonic() < deadline:
@@ -262,6 +295,12 @@ def _multi_process(settings: RunSettings, coord: Coordinator,
                     results[w] = msg[1]
                 elif kind == "fatal":
                     coord.dead[w] = str(msg[1])
+            if stop_requested and not stop_sent:  # workers in our process group got the signal too
+                stop_sent = True
+                for w, conn in conns.items():
+                    if w not in results and w not in coord.dead:
+                        with contextlib.suppress(OSError):
+                            conn.send(("stop",))
             if not went and len(ready) + len(coord.dead) >= settings.workers:
                 went = True
                 if not any(r["links"] for r in ready.values()):
@@ -280,6 +319,8 @@ def _multi_process(settings: RunSettings, coord: Coordinator,
             if w not in results and w not in coord.dead:
                 coord.dead[w] = "no result before the run's deadline"
     finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         for p in procs.values():
             p.join(timeout=5.0)
             if p.is_alive():

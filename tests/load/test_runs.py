@@ -4,6 +4,7 @@ the CONTRACT command line: a few hundred UEs for a few seconds."""
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -160,6 +161,30 @@ def test_two_worker_processes(lab: Lab, tmp_path: Path) -> None:
     assert gen["workers"] == 2 and len(gen["cpu_s"]) == 2 and gen["links"] == 4
     assert report["warmup"]["ok"] == 200
     assert sum(p["ok"] for p in report["procedures"].values()) > 0
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_sigint_ends_the_run_early_with_a_report(lab: Lab, tmp_path: Path, workers: str) -> None:
+    cfg = write_config(tmp_path / "load.toml", lab.cnn_port)
+    report_path = tmp_path / "r.json"
+    proc = subprocess.Popen(
+        kmed_argv("load", "--config", str(cfg), "--report", str(report_path), "--ues", "100", "--rate", "20",
+                  "--duration", "60", "--scenario", "provision", "--workers", workers, "--no-plot"),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+    try:
+        time.sleep(4.0)
+        proc.send_signal(signal.SIGINT)  # to the parent only: with workers, it forwards the stop
+        out, err = proc.communicate(timeout=40)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    assert proc.returncode == 0, err
+    report = json.loads(report_path.read_text())
+    check_consistent(report)
+    assert report["generator"]["interrupted"] is True
+    assert report["duration_s"] < 30
+    assert "stopped early" in out
 
 
 @pytest.mark.parametrize("workers", ["1", "2"])
