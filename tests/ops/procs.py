@@ -20,6 +20,11 @@ from kmed.diameter import codec
 from kmed.diameter import dictionary as d
 from kmed.diameter.message import Message
 from kmed.lab import DEFAULT_K, DEFAULT_OPC, Lab, kmed_argv, wait_listening
+from kmed.nas import esm
+from kmed.nas.codec import NasMessage, encode
+from kmed.nas.frame import Frame, FrameDecoder, FrameType, encode_frame
+from kmed.nas.identity import imsi_identity
+from kmed.nas.ies import ue_network_capability
 
 #: Bound on every wait of these tests (seconds); the waits end as soon as their condition holds.
 WAIT_S = 30.0
@@ -205,3 +210,47 @@ def open_files(pid: int) -> list[str]:
 def named(event: str, **fields: Any) -> Callable[[dict[str, Any]], bool]:
     """A :func:`wait_event` matcher: this event name with these field values."""
     return lambda e: e.get("event") == event and all(e.get(k) == v for k, v in fields.items())
+
+
+class StuckUe:
+    """A UE link client whose UE sends an Attach Request and then never answers: a procedure
+    the CNN holds in flight (until its timers run out after their retransmissions)."""
+
+    def __init__(self, port: int, imsi: str, ue_id: int = 7, host: str = "127.0.0.1") -> None:
+        self.sock = socket.create_connection((host, port), timeout=10)
+        self.decoder = FrameDecoder()
+        self.frames: list[Frame] = []
+        self.ue_id = ue_id
+        self.sock.sendall(encode_frame(FrameType.LINK_SETUP, 0, b"kmed-tests-stuck-ue"))
+        assert self.next_frame().type == FrameType.LINK_SETUP_ACK
+        request = encode(NasMessage("attach_request", {
+            "eps_attach_type": 1, "nas_key_set_identifier": 7, "eps_mobile_identity": imsi_identity(imsi),
+            "ue_network_capability": ue_network_capability(eea=(0, 2), eia=(2,)),
+            "esm_message_container": esm.pdn_connectivity_request(),
+        }))
+        self.sock.sendall(encode_frame(FrameType.NAS_UPLINK, ue_id, request))
+
+    def next_frame(self, timeout: float = WAIT_S) -> Frame:
+        deadline = time.monotonic() + timeout
+        while not self.frames:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"no frame after {timeout} s")
+            self.sock.settimeout(left)
+            data = self.sock.recv(65536)
+            if not data:
+                raise ConnectionError("closed by the CNN")
+            self.frames += self.decoder.feed(data)
+        return self.frames.pop(0)
+
+    def rest(self, timeout: float = WAIT_S) -> list[Frame]:
+        """Every frame until the CNN closes the connection."""
+        out: list[Frame] = []
+        try:
+            while True:
+                out.append(self.next_frame(timeout))
+        except (ConnectionError, OSError):
+            return out
+
+    def close(self) -> None:
+        self.sock.close()
