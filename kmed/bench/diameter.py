@@ -31,6 +31,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from kmed.bench.callgrind import Callgrind
+
 DESCRIPTION = "S6a AIR/AIA round trips per second on loopback (kmed vs python-diameter server codec)"
 MME = "mme.bench.localdomain"
 HSS = "hss.bench.localdomain"
@@ -180,7 +182,7 @@ def _server_main(mode: str, profile: str | None = None) -> None:
         else:
             srv = await loop.create_server(_PythonDiameterServer, "127.0.0.1", 0)
             port = srv.sockets[0].getsockname()[1]
-        print(f"ready {port} {int(uvloop)}", flush=True)
+        print(f"ready {port} {int(uvloop)} {os.getpid()}", flush=True)
 
         def control() -> None:  # a thread: blocking reads of the control pipe
             for line in sys.stdin:
@@ -200,18 +202,23 @@ def _server_main(mode: str, profile: str | None = None) -> None:
 
 
 class _ServerProcess:
-    """The server subprocess and its line-based control channel."""
+    """The server subprocess and its line-based control channel (under callgrind if given)."""
 
-    def __init__(self, mode: str, profile: str | None) -> None:
+    def __init__(self, mode: str, profile: str | None, callgrind: Callgrind | None = None) -> None:
         cmd = [sys.executable, "-m", "kmed.bench.diameter", "--serve", mode]
         if profile:
             cmd += ["--profile", profile]
+        if callgrind is not None:
+            cmd = callgrind.prefix() + cmd
+        self.callgrind = callgrind
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        line = self._readline(60)
-        tag, port, uv = line.split()
+        line = self._readline(600 if callgrind else 60)
+        tag, port, uv, pid = line.split()
         if tag != "ready":
             raise RuntimeError(f"{mode} server: unexpected {line!r}")
         self.port, self.uvloop = int(port), bool(int(uv))
+        if callgrind is not None:
+            callgrind.pid = int(pid)
 
     def _readline(self, timeout: float) -> str:
         assert self.proc.stdout is not None
@@ -334,6 +341,12 @@ class Result:
     p50_ms: float
     p99_ms: float
     errors: int
+    server_instructions: int | None = None
+
+    @property
+    def instructions(self) -> float | None:
+        """Server instructions per request (callgrind), or None."""
+        return None if self.server_instructions is None else self.server_instructions / self.requests
 
     @property
     def rate(self) -> float:
@@ -369,26 +382,30 @@ async def _load(port: int, server: _ServerProcess, requests: int, warmup: int, i
         lambda: _LoadClient(cer_action.data, templates, inflight), "127.0.0.1", port)
     try:
         await asyncio.wait_for(client.opened, 10)
-        await asyncio.wait_for(client.run(warmup), 120)
+        await asyncio.wait_for(client.run(warmup), 600)
+        if server.callgrind is not None:
+            server.callgrind.zero()
         cpu0 = server.cpu()
         t0, own0 = time.perf_counter(), time.process_time()
-        await asyncio.wait_for(client.run(requests), 600)
+        await asyncio.wait_for(client.run(requests), 3600)
         elapsed, own1 = time.perf_counter() - t0, time.process_time()
         cpu1 = server.cpu()
+        instructions = server.callgrind.dump() if server.callgrind is not None else None
     finally:
         transport.close()
     lat = client.latencies
     return Result("", requests, elapsed, (cpu1[0] - cpu0[0]) + (cpu1[1] - cpu0[1]), cpu1[1] - cpu0[1],
                   own1 - own0, _percentile(lat, 0.5) * 1e3,
-                  _percentile(lat, 0.99) * 1e3, client.errors)
+                  _percentile(lat, 0.99) * 1e3, client.errors, instructions)
 
 
 def run_mode(mode: str, requests: int, warmup: int, inflight: int,
-             profile: str | None = None) -> tuple[Result, bool]:
-    """One measured run against a fresh server process (profiled into ``profile`` if given)."""
+             profile: str | None = None, callgrind: Callgrind | None = None) -> tuple[Result, bool]:
+    """One measured run against a fresh server process (profiled into ``profile`` if given,
+    run under ``callgrind`` if given: then the result has the server's instruction count)."""
     from kmed.diameter.transport import install_uvloop
 
-    server = _ServerProcess(mode, profile)
+    server = _ServerProcess(mode, profile, callgrind)
     try:
         install_uvloop()
         result = asyncio.run(_load(server.port, server, requests, warmup, inflight))
@@ -406,6 +423,9 @@ def main(argv: list[str]) -> int:
     p.add_argument("--inflight", type=int, default=64, help="requests kept in flight")
     p.add_argument("--mode", choices=[*MODES, "both"], default="both", help="which server codec to measure")
     p.add_argument("--profile", metavar="FILE", help="cProfile the server into FILE.<mode> (slows it down)")
+    p.add_argument("--callgrind", action="store_true",
+                   help="run the server under valgrind's callgrind and print its instructions per request "
+                        "(repeatable on a loaded machine; about 50x slower, so fewer requests are enough)")
     p.add_argument("--serve", choices=MODES, help=argparse.SUPPRESS)  # the server subprocess
     args = p.parse_args(argv)
     if args.serve:
@@ -413,18 +433,39 @@ def main(argv: list[str]) -> int:
         return 0
     modes = MODES if args.mode == "both" else (args.mode,)
     print(f"kmed bench diameter: AIR/AIA round trips on loopback, {args.inflight} in flight on one connection; "
-          f"server and load client in separate processes; {os.cpu_count()} CPUs (shared: figures are noisy)")
+          f"server and load client in separate processes; {os.cpu_count()} CPUs, load average "
+          f"{load_average()} (shared: figures are noisy)")
     print(f"{'server':<16} {'requests':>9} {'req/s':>9} {'server CPU µs/req':>18} {'(of which sys)':>15} "
-          f"{'client CPU µs/req':>18} {'p50 ms':>8} {'p99 ms':>8}  errors")
+          f"{'client CPU µs/req':>18} {'p50 ms':>8} {'p99 ms':>8}  errors"
+          + ("  server instructions/req" if args.callgrind else ""))
     for mode in modes:
         n = args.requests if mode == "kmed" else args.pd_requests
         warm = args.warmup if mode == "kmed" else max(100, args.warmup // 10)
-        res, uv = run_mode(mode, n, warm, args.inflight, f"{args.profile}.{mode}" if args.profile else None)
+        callgrind = Callgrind() if args.callgrind else None
+        try:
+            res, uv = run_mode(mode, n, warm, args.inflight, f"{args.profile}.{mode}" if args.profile else None,
+                               callgrind)
+        finally:
+            if callgrind is not None:
+                callgrind.close()
+        instr = f"  {res.instructions:>24,.0f}" if res.instructions is not None else ""
         print(f"{mode:<16} {res.requests:>9} {res.rate:>9,.0f} {res.cpu_us:>18.1f} {res.sys_us:>15.1f} "
               f"{res.client_cpu_us:>18.1f} "
               f"{res.p50_ms:>8.2f} "
-              f"{res.p99_ms:>8.2f}  {res.errors}{'' if uv else '  (no uvloop)'}", flush=True)
+              f"{res.p99_ms:>8.2f}  {res.errors:>6}{instr}{'' if uv else '  (no uvloop)'}", flush=True)
+    if args.callgrind:
+        print("(under callgrind: rates and CPU times are those of the instrumented server; "
+              "the instruction counts are the figure)")
     return 0
+
+
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages (``/proc/loadavg``), or "?" elsewhere."""
+    try:
+        with open("/proc/loadavg", encoding="ascii") as f:
+            return " ".join(f.read().split()[:3])
+    except OSError:
+        return "?"
 
 
 if __name__ == "__main__":

@@ -25,9 +25,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kmed.bench.callgrind import Callgrind
 from kmed.diameter import codec
 from kmed.diameter.message import Message
 
@@ -79,18 +81,20 @@ def provision(config: Path, count: int) -> float:
         store.close()
 
 
-def start_hss(config: Path, log_path: Path) -> subprocess.Popen[bytes]:
-    """Start the HSS and wait for systemd's READY=1 on a private NOTIFY_SOCKET."""
+def start_hss(config: Path, log_path: Path, prefix: list[str] | None = None) -> subprocess.Popen[bytes]:
+    """Start the HSS (under ``prefix``, e.g. valgrind, if given) and wait for systemd's READY=1
+    on a private NOTIFY_SOCKET."""
     notify_path = config.parent / "notify.sock"
     notify_path.unlink(missing_ok=True)
+    wait = 600 if prefix else 60
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as ns:
         ns.bind(str(notify_path))
-        ns.settimeout(60)
+        ns.settimeout(wait)
         env = {**os.environ, "NOTIFY_SOCKET": str(notify_path)}
         with log_path.open("ab") as log:
-            proc = subprocess.Popen([sys.executable, "-m", "kmed", "hss", "--config", str(config)],
+            proc = subprocess.Popen([*(prefix or []), sys.executable, "-m", "kmed", "hss", "--config", str(config)],
                                     stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
             try:
                 msg = ns.recv(4096)
@@ -109,22 +113,24 @@ def cpu_seconds(pid: int) -> float:
 
 
 class Client(asyncio.Protocol):
-    """A minimal pipelined S6a client: AIR templates with the IMSI and identifiers patched in."""
+    """A minimal pipelined S6a client: AIR templates with the IMSI and identifiers patched in.
 
-    def __init__(self, imsis: list[str], inflight: int, total: int, warmup: int) -> None:
+    Runs in phases (:meth:`run`): the warm-up, then the measured requests, with every answer
+    of a phase in before the next starts (so counters can be read in between)."""
+
+    def __init__(self, imsis: list[str], inflight: int) -> None:
         self.imsis = imsis
         self.inflight = inflight
-        self.total = total
-        self.warmup = warmup
         self.buf = bytearray()
         self.sent = 0
         self.done = 0
+        self.target = 0
         self.failed = 0
         self.start: dict[int, float] = {}
         self.lat: list[float] = []
         self.t_begin = 0.0
         self.t_end = 0.0
-        self.finished: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.finished: asyncio.Future[None] | None = None
         self.cea: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
         self.transport: Any = None
         self.template, self.imsi_at, self.sid_at = self._template()
@@ -151,21 +157,26 @@ class Client(asyncio.Protocol):
         ], hop_by_hop=0xFFFFFFFF, end_to_end=1)
         transport.write(codec.encode(cer))
 
-    def begin(self) -> None:
+    def run(self, count: int, measure: bool) -> asyncio.Future[None]:
+        """Send ``count`` AIRs (``inflight`` at a time); latencies are kept when ``measure``."""
+        self.finished = asyncio.get_running_loop().create_future()
+        self.target = self.sent + count
+        self.measure = measure
         self.t_begin = time.perf_counter()
         self._fill()
+        return self.finished
 
     def _fill(self) -> None:
         out = bytearray()
         now = time.perf_counter()
-        while self.sent < self.total and self.sent - self.done < self.inflight:
+        t = self.template
+        ia, sa = self.imsi_at, self.sid_at
+        while self.sent < self.target and self.sent - self.done < self.inflight:
             i = self.sent
             self.sent += 1
-            t = self.template
-            t[self.imsi_at:self.imsi_at + 15] = random.choice(self.imsis).encode()
-            t[self.sid_at:self.sid_at + 8] = b"%08x" % i
-            t[12:16] = _HBH.pack(i)
-            t[16:20] = _HBH.pack(i)
+            t[ia:ia + 15] = random.choice(self.imsis).encode()
+            t[sa:sa + 8] = b"%08x" % i
+            t[12:16] = t[16:20] = _HBH.pack(i)
             self.start[i] = now
             out += t
         if out:
@@ -173,6 +184,7 @@ class Client(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.buf += data
+        now = time.perf_counter()
         while True:
             n = codec.frame_length(self.buf)
             if n is None or len(self.buf) < n:
@@ -189,32 +201,51 @@ class Client(asyncio.Protocol):
             if msg.result_code() != 2001:
                 self.failed += 1
             self.done += 1
-            if self.done > self.warmup:
-                self.lat.append(time.perf_counter() - t0)
-            elif self.done == self.warmup:
-                self.t_begin = time.perf_counter()
-        if self.done >= self.total:
+            if self.measure:
+                self.lat.append(now - t0)
+        if self.finished is None or self.finished.done():
+            return
+        if self.done >= self.target:
             self.t_end = time.perf_counter()
-            if not self.finished.done():
-                self.finished.set_result(None)
+            self.finished.set_result(None)
         else:
             self._fill()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if not self.finished.done():
-            self.finished.set_exception(ConnectionError("the HSS closed the connection"))
+        for fut in (self.cea, self.finished):
+            if fut is not None and not fut.done():
+                fut.set_exception(ConnectionError("the HSS closed the connection"))
 
 
-async def run_client(port: int, imsis: list[str], inflight: int, total: int, warmup: int) -> Client:
+@dataclass
+class Measured:
+    """One measured phase: the client (with its latencies), elapsed seconds, CPU seconds of the
+    HSS process (all threads) and of this client, the HSS's instructions (callgrind) or None."""
+
+    client: Client
+    requests: int
+    elapsed: float
+    hss_cpu_s: float
+    client_cpu_s: float
+    instructions: int | None
+
+
+async def run_client(port: int, imsis: list[str], inflight: int, requests: int, warmup: int, pid: int,
+                     callgrind: Callgrind | None = None) -> Measured:
     loop = asyncio.get_running_loop()
-    _, client = await loop.create_connection(lambda: Client(imsis, inflight, total, warmup), "127.0.0.1", port)
-    cea = await asyncio.wait_for(client.cea, 10)
+    _, client = await loop.create_connection(lambda: Client(imsis, inflight), "127.0.0.1", port)
+    cea = await asyncio.wait_for(client.cea, 600 if callgrind else 10)
     if cea.result_code() != 2001:
         raise RuntimeError(f"CEA result {cea.result_code()}")
-    client.begin()
-    await asyncio.wait_for(client.finished, 600)
+    await asyncio.wait_for(client.run(warmup, measure=False), 3600)
+    if callgrind is not None:
+        await loop.run_in_executor(None, callgrind.zero)
+    cpu0, own0 = cpu_seconds(pid), time.process_time()
+    await asyncio.wait_for(client.run(requests, measure=True), 3600)
+    cpu1, own1 = cpu_seconds(pid), time.process_time()
+    instructions = await loop.run_in_executor(None, callgrind.dump) if callgrind is not None else None
     client.transport.close()
-    return client
+    return Measured(client, requests, client.t_end - client.t_begin, cpu1 - cpu0, own1 - own0, instructions)
 
 
 def pct(values: list[float], p: float) -> float:
@@ -226,11 +257,16 @@ def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="kmed bench hss", description=__doc__.split("\n\n")[0])
     ap.add_argument("--subscribers", type=int, default=1000, help="provisioned with provision-range")
     ap.add_argument("--requests", type=int, default=40000, help="AIRs measured (after a warm-up)")
+    ap.add_argument("--warmup", type=int, default=2000, help="AIRs before measuring")
     ap.add_argument("--inflight", type=int, default=64)
     ap.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
-                    help="the HSS's log level (info logs one line per request)")
+                    help="the HSS's log level (docs/hss.md: per-request events are debug)")
     ap.add_argument("--keep", metavar="DIR", help="use DIR (store reused if present) and keep it")
+    ap.add_argument("--callgrind", action="store_true",
+                    help="run the HSS under valgrind's callgrind and print its instructions per request "
+                         "(repeatable on a loaded machine; about 50x slower: use fewer requests)")
     args = ap.parse_args(argv)
+    from kmed.bench.diameter import load_average
     from kmed.diameter.transport import install_uvloop
 
     install_uvloop()
@@ -244,40 +280,44 @@ def main(argv: list[str]) -> int:
         print(f"provision-range: {args.subscribers} subscribers, devices and pairs in {took:.1f} s "
               f"({args.subscribers / took:,.0f} per s)")
     log_path = root / "hss.log"
-    proc = start_hss(config, log_path)
+    callgrind = Callgrind() if args.callgrind else None
+    proc = start_hss(config, log_path, callgrind.prefix() if callgrind else None)
+    if callgrind is not None:
+        callgrind.pid = proc.pid  # valgrind runs the program in its own process
     try:
         from kmed.crypto.devkeys import imsi_at
 
         imsis = [imsi_at(IMSI_FIRST, i) for i in range(args.subscribers)]
-        warmup = min(2000, args.requests // 10)
-        cpu0 = cpu_seconds(proc.pid)
-        client = asyncio.run(run_client(port, imsis, args.inflight, args.requests + warmup, warmup))
-        cpu1 = cpu_seconds(proc.pid)
+        run = asyncio.run(run_client(port, imsis, args.inflight, args.requests, args.warmup, proc.pid, callgrind))
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
-            status = proc.wait(30)
+            status = proc.wait(120 if callgrind else 30)
         except subprocess.TimeoutExpired:
             proc.kill()
             status = -9
-    elapsed = client.t_end - client.t_begin
-    measured = len(client.lat)
-    rate = measured / elapsed
+        if callgrind is not None:
+            callgrind.close()
+    client = run.client
+    rate = run.requests / run.elapsed
     batches = ""
     for line in log_path.read_text(errors="replace").splitlines()[::-1]:
         if '"hss_stopped"' in line:
             import json
 
             ev = json.loads(line)
-            batches = f"{ev['committed'] / max(1, ev['batches']):.1f} requests per commit"
+            batches = f"; {ev['committed'] / max(1, ev['batches']):.1f} requests per commit (whole run)"
             break
-    print(f"AIR/AIA, 1 vector, {args.inflight} in flight, {args.subscribers} subscribers, "
-          f"HSS log level {args.log_level}:")
-    print(f"  {measured} answers in {elapsed:.2f} s = {rate:,.0f} per s; failed {client.failed}")
+    print(f"kmed bench hss: AIR/AIA, 1 vector, {args.inflight} in flight, {args.subscribers} subscribers, "
+          f"HSS log level {args.log_level}; {os.cpu_count()} CPUs, load average {load_average()}")
+    print(f"  {run.requests} answers in {run.elapsed:.2f} s = {rate:,.0f} per s; failed {client.failed}")
     print(f"  latency p50 {pct(client.lat, 50):.2f} ms, p99 {pct(client.lat, 99):.2f} ms, "
           f"max {max(client.lat) * 1000:.2f} ms")
-    print(f"  HSS CPU {1e6 * (cpu1 - cpu0) / (args.requests + warmup):.0f} µs per request (all threads); "
-          f"{batches}; HSS exit status {status}")
+    print(f"  HSS CPU {1e6 * run.hss_cpu_s / run.requests:.1f} µs per request (all threads), "
+          f"client CPU {1e6 * run.client_cpu_s / run.requests:.1f} µs{batches}; HSS exit status {status}")
+    if run.instructions is not None:
+        print(f"  HSS instructions per request (callgrind, all threads): {run.instructions / run.requests:,.0f} "
+              "(rates and times above are those of the instrumented HSS)")
     if not args.keep:
         with contextlib.suppress(OSError):
             shutil.rmtree(root)
