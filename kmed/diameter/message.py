@@ -700,9 +700,14 @@ class Message(AvpGroup):
         if session_at > 0:
             items.insert(0, items.pop(session_at))
         elif session_at < 0:
-            sid = req.get("Session-Id")
+            sid: Any
+            try:
+                value = req.get("Session-Id")
+                sid = None if value is None else ("Session-Id", value)
+            except DecodeError:  # not UTF-8: echoed octet for octet rather than failing the answer
+                sid = req.raw("Session-Id")
             if sid is not None:
-                items.insert(0, ("Session-Id", sid))
+                items.insert(0, sid)
         if not has_proxy_info and "Proxy-Info" in req:
             items.extend(a for a in req.raw_avps() if a.code == 284 and a.vendor == 0)
         m = _new(cls)

@@ -1,0 +1,64 @@
+"""Every crash the fuzzers found, with its exact input, so it stays fixed.
+
+Add each new one here with: which fuzz test or harness found it, when, what went wrong, the
+fix. Inputs are the octets as received (hex), so they replay without the generators.
+
+1. Found by tests/fuzz/test_hss_requests.py (hypothesis): an AIR whose Session-Id is not
+   UTF-8. ``S6aHandlers.handle`` raised DecodeError while building its error answer
+   (``Message.answer_to`` read the request's Session-Id); the transport's 5012 fallback read it
+   again and raised out of ``data_received``, so one request dropped the MME's whole
+   connection and every request in flight on it. Fix: ``Message.answer_to`` echoes an
+   unreadable Session-Id octet for octet (kmed/diameter/message.py).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from kmed.diameter import codec
+from kmed.diameter import dictionary as d
+from kmed.diameter.message import Avp, DecodeError, Message
+from kmed.diameter.node import LocalNode
+from kmed.diameter.transport import _unable
+from tests.fuzz.hss_pipeline import close_hss, open_hss
+
+#: 1. AIR, hop-by-hop 0x1234, end-to-end 0x5678, one AVP: Session-Id = 0xFF (not UTF-8).
+BAD_SESSION_ID_ONLY = bytes.fromhex(
+    "01000020c000013e0100002300001234000056780000010740000009ff000000")
+#: 1'. The same with a usable AIR around it: Session-Id "mme;" + C3 28 (a broken UTF-8 sequence),
+#: User-Name 001010000000001, Visited-PLMN-Id 00F110.
+BAD_SESSION_ID_AIR = bytes.fromhex(
+    "0100004cc000013e010000230000123400005678000001074000000e6d6d653bc32800000000000140000017"
+    "303031303130303030303030303031000000057fc000000f000028af00f11000")
+
+
+def _session_avp(msg: Message) -> Avp | None:
+    return next((a for a in msg.raw_avps() if (a.code, a.vendor) == (263, 0)), None)
+
+
+@pytest.mark.parametrize(("octets", "expected"), [
+    (BAD_SESSION_ID_ONLY, (0, d.DIAMETER_MISSING_AVP)),
+    (BAD_SESSION_ID_AIR, (0, d.DIAMETER_SUCCESS)),
+], ids=["session-id-only", "whole-air"])
+def test_1_air_with_a_session_id_that_is_not_utf8_is_answered(octets: bytes, expected: tuple[int, int]) -> None:
+    req = codec.decode(octets)
+    with pytest.raises(DecodeError):
+        req.get("Session-Id")
+    hss = open_hss()
+    try:
+        (answer,) = hss.serve(octets)
+        assert hss.requests == 1 and hss.peer.is_open
+    finally:
+        close_hss(hss)
+    assert answer.result() == expected
+    assert (answer.hop_by_hop, answer.end_to_end) == (0x1234, 0x5678)
+    assert _session_avp(answer) == _session_avp(req), "the Session-Id is not echoed as received"
+    if expected == (0, d.DIAMETER_SUCCESS):
+        assert answer.group("Authentication-Info") is not None
+
+
+def test_1_the_transport_fallback_answer_survives_it_too() -> None:
+    req = codec.decode(BAD_SESSION_ID_ONLY)
+    answer = codec.decode(codec.encode(_unable(req, LocalNode("hss.localdomain", "localdomain"),
+                                               d.DIAMETER_UNABLE_TO_COMPLY)))
+    assert answer.result_code() == d.DIAMETER_UNABLE_TO_COMPLY and _session_avp(answer) == _session_avp(req)
