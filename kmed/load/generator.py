@@ -3,7 +3,7 @@
 The UEs are :mod:`kmed.ue`'s: each procedure is a :class:`~kmed.ue.procedure.UeProcedure`
 (sans-I/O) driven by a :class:`~kmed.ue.client.ProcedureRunner` on a
 :class:`~kmed.ue.link.UeLink` that multiplexes this worker's UEs over a few TCP connections, as
-an eNodeB does. Per running procedure: one future, two timer handles, no task.
+an eNodeB does. Per running procedure: one future, one timer handle (T3410/T3430), no task.
 
 A worker owns the UEs ``i ≡ worker (mod workers)`` of the run, so two workers never drive the
 same UE. Phases: :meth:`Generator.setup` (links), :meth:`Generator.warm` (make the UEs the
@@ -50,7 +50,8 @@ class RunSettings:
     plmn_id: bytes
     ues: int
     scenario: str = "attach"
-    weights: Mapping[str, float] = field(default_factory=lambda: {"attach": 70.0, "provision": 10.0, "tau": 20.0})
+    weights: Mapping[str, float] = field(default_factory=dict)
+    """Call model weights for ``mix`` (the ``[mix]`` section)."""
     rate: float | None = 100.0
     """Open loop: Poisson arrivals per second (after the ramp). None with ``closed_loop``."""
     closed_loop: int | None = None

@@ -99,7 +99,8 @@ class Coordinator:
         excluded = sum(int(r["warmup_excluded"]) for r in results)
         warmup = None
         if warm.completed or excluded:
-            warmup = {"ues": warm.completed + excluded, "ok": warm.completed - warm.failed, "failed": warm.failed,
+            warmup = {"ues": warm.completed + excluded - warm.failed, "ok": warm.completed - warm.failed,
+                      "failed": warm.failed,
                       "not_run": excluded - warm.failed, "excluded_ues": excluded, "duration_s": round(warm_s, 3),
                       "procedures": {n: p for n, p in procedures_of(warm, warm_s).items() if p["count"]},
                       "errors": dict(sorted(warm.errors.items())),

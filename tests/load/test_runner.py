@@ -1,0 +1,112 @@
+"""Run settings and how the coordinator merges worker results into a report (no sockets)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from kmed.config import parse_endpoint
+from kmed.crypto import kdf
+from kmed.load.generator import RunSettings
+from kmed.load.population import PopulationSpec
+from kmed.load.runner import Coordinator
+from kmed.load.stats import Histogram, Recorder
+
+K = bytes.fromhex("465b5ce8b199b49faa5f0a2ee238a6bc")
+SEED = bytes.fromhex("00112233445566778899aabbccddeeff")
+SPEC = PopulationSpec(100, "001010000100000", "35693803100000", K, K, SEED)
+
+
+def settings(**kw: Any) -> RunSettings:
+    base: dict[str, Any] = {"endpoints": (parse_endpoint("tcp://127.0.0.1:36412"),), "spec": SPEC,
+                            "plmn_id": kdf.plmn_id("001", "01"), "ues": 100}
+    return RunSettings(**{**base, **kw})
+
+
+@pytest.mark.parametrize(("kw", "message"), [
+    ({"ues": 101}, "--ues"), ({"ues": 0}, "--ues"), ({"workers": 3, "connections": 2}, "--connections"),
+    ({"rate": None}, "either a rate"), ({"rate": 5.0, "closed_loop": 3}, "either a rate"),
+    ({"rate": None, "closed_loop": 101}, "--closed-loop"), ({"rate": -1.0}, "--rate"),
+    ({"duration_s": 0.0}, "--duration"),
+    ({"scenario": "mix"}, "[mix]"), ({"scenario": "detach"}, "unknown scenario"),
+])
+def test_settings_refused(kw: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        settings(**kw)
+
+
+def test_settings_split_over_workers() -> None:
+    s = settings(workers=3, connections=7, rate=90.0)
+    assert [list(s.indices(w))[:3] for w in range(3)] == [[0, 3, 6], [1, 4, 7], [2, 5, 8]]
+    assert sum(len(s.indices(w)) for w in range(3)) == 100
+    assert [s.links_of(w) for w in range(3)] == [3, 2, 2]
+    assert sum(s.share(w, 90.0) for w in range(3)) == pytest.approx(90.0)
+    c = settings(workers=3, rate=None, closed_loop=10)
+    assert [c.concurrency_of(w) for w in range(3)] == [4, 3, 3]
+    described = str(s.describe())
+    assert K.hex() not in described and SEED.hex() not in described
+    assert s.describe()["subscribers"]["imsi_first"] == "001010000100000"
+
+
+def result(rec: Recorder, **kw: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {"worker": 0, "ues": 50, "links": 2, "link_error": None, "recorder": rec.to_dict(),
+                           "warmup": Recorder().to_dict(), "warmup_s": 0.0, "warmup_excluded": 0, "elapsed_s": 10.0,
+                           "cpu_s": 1.0, "lag_us": Histogram.of([1000, 2000]).to_dict(), "held": 0,
+                           "interrupted": False, "states": None}
+    out.update(kw)
+    return out
+
+
+def test_merge_two_workers_ok() -> None:
+    a, b = Recorder(), Recorder()
+    a.success("attach", 0.5, 0.010)
+    b.success("attach", 1.5, 0.020)
+    b.success("tau", 2.5, 0.005)
+    outcome = Coordinator(settings(workers=2), None, None).finish([result(a), result(b, worker=1, cpu_s=9.5)], None)
+    r = outcome.report
+    assert outcome.exit_status == 0 and r["status"] == "ok" and r["error"] is None
+    assert r["procedures"]["attach"]["count"] == 2 and r["procedures"]["tau"]["ok"] == 1
+    assert r["generator"]["utilization"] == [0.1, 0.95] and r["generator"]["saturated"] is True
+    assert r["generator"]["links"] == 4 and r["warmup"] is None and r["hold"] is None
+
+
+def test_failures_and_abort() -> None:
+    rec = Recorder()
+    rec.failure("attach", 1.0, "timeout", "timeout: no outcome")
+    failed = Coordinator(settings(), None, None).finish([result(rec)], None)
+    assert failed.exit_status == 1 and failed.report["status"] == "failed"
+    aborted = Coordinator(settings(), None, None).finish([result(Recorder(), links=0)], "cannot reach the CNN: x")
+    assert aborted.exit_status == 1 and aborted.report["status"] == "aborted"
+    assert aborted.report["errors"] == {"transport": 1}
+    assert aborted.report["error"] == "cannot reach the CNN: x"
+    coord = Coordinator(settings(workers=2), None, None)
+    coord.dead[1] = "exited without a result"
+    died = coord.finish([result(Recorder())], None)
+    assert died.report["errors"] == {"worker_failed": 1} and died.exit_status == 1
+
+
+def test_warmup_exclusions_fail_the_run() -> None:
+    warm = Recorder()
+    warm.success("attach_provision", 0.1, 0.05)
+    warm.failure("attach_provision", 0.2, "emm_cause_6_illegal_me", "rejected")
+    outcome = Coordinator(settings(), None, None).finish(
+        [result(Recorder(), warmup=warm.to_dict(), warmup_s=1.5, warmup_excluded=3)], None)
+    w = outcome.report["warmup"]
+    assert (w["ues"], w["ok"], w["failed"], w["not_run"], w["excluded_ues"]) == (4, 1, 1, 2, 3)
+    assert w["errors"] == {"emm_cause_6_illegal_me": 1}
+    assert outcome.report["status"] == "failed"
+
+
+def test_hold_bytes_per_ue() -> None:
+    coord = Coordinator(settings(hold=True, rate=None), None, 1)
+    coord.rss_before, coord.rss_held = 1000, 1100
+    rec = Recorder()
+    for i in range(100):
+        rec.success("attach", i * 0.01, 0.01)
+    outcome = coord.finish([result(rec, held=100)], None)
+    hold = outcome.report["hold"]
+    assert hold["ues_attached"] == 100 and hold["cnn_bytes_per_held_ue"] == 1024.0
+    assert outcome.report["status"] == "ok"
+    short = Coordinator(settings(hold=True, rate=None), None, None).finish([result(rec, held=99)], None)
+    assert short.report["status"] == "failed" and short.report["hold"]["cnn_bytes_per_held_ue"] is None
