@@ -152,6 +152,11 @@ class Settings:
     max_retransmissions: int = 4
     max_ue_contexts: int = 1_000_000
     ciphering: NasCipheringAlgorithm = NasCipheringAlgorithm.EEA2
+    #: Admission control (docs/overload.md): beyond this many procedures running, or S6a
+    #: requests awaiting an answer, a new Attach/TAU Request gets EMM #22 with T3346.
+    max_procedures: int = 10_000
+    max_s6a_pending: int = 2_000
+    t3346_s: float = 60.0
 
     @classmethod
     def from_config(cls, cfg: dict[str, dict[str, Any]]) -> Settings:
@@ -172,6 +177,9 @@ class Settings:
             max_retransmissions=nas["max_retransmissions"],
             max_ue_contexts=cnn["max_ue_contexts"],
             ciphering=CIPHERING[nas["ciphering"]],
+            max_procedures=cnn["max_procedures"],
+            max_s6a_pending=cnn["max_s6a_pending"],
+            t3346_s=nas["t3346_s"],
         )
 
 
@@ -411,6 +419,7 @@ class Stats:
     unexpected: int = 0  # valid message in the wrong state
     stale_events: int = 0  # answers/timers for procedures that moved on
     refused_full: int = 0  # no room in the context table
+    refused_congestion: int = 0  # admission control: too many procedures or S6a requests pending
 
 
 class _Done(Exception):
@@ -450,8 +459,11 @@ class Cnn:
         self.plmn_id = kdf.plmn_id(settings.mcc, settings.mnc)
         self._tai_list = tai_list(settings.mcc, settings.mnc, [settings.tac])
         self._t3412 = gprs_timer(settings.t3412_s)
+        self._t3346 = gprs_timer(settings.t3346_s)
         self._default_bearer = esm.activate_default_bearer_request()  # no user plane: the same for every UE
         self._tokens = itertools.count(1)
+        #: SendS6a actions not yet answered (every one gets exactly one s6a_answer/s6a_failed)
+        self.s6a_pending = 0
         self._session_prefix = f"{settings.origin_host};{int(time.time()) & 0xFFFFFFFF};"
         self._sessions = itertools.count(1)
         self._out: list[Action] = []
@@ -604,6 +616,11 @@ class Cnn:
         proc.kme_check = msg.get("kme_check")
         if not self.accepting:
             self._reject(proc, EmmCause.CONGESTION, 1, "the CNN is shutting down")
+        if self.table.procedures >= self.settings.max_procedures or self.s6a_pending >= self.settings.max_s6a_pending:
+            # admission control (TS 24.301 §5.5.1.2.5, §5.5.3.2.5: general NAS level congestion
+            # control): refuse new work at once rather than let the queues grow (docs/overload.md)
+            self.stats.refused_congestion += 1
+            self._reject(proc, EmmCause.CONGESTION, 1, "overload: too many procedures or S6a requests pending")
         try:
             self.table.add_procedure(key, proc)
         except TableFull:
@@ -714,9 +731,11 @@ class Cnn:
             self._log(proc, "debug", "air_sent", 2, kme_check=check is not None, resync=resync is not None)
         token = proc.s6a_token = next(self._tokens)
         self._out.append(SendS6a(proc.key, token, req, "AIR"))
+        self.s6a_pending += 1
 
     def _s6a(self, key: int, token: int, answer: Message | None, reason: str | None) -> list[Action]:
         out = self._out = []
+        self.s6a_pending = max(0, self.s6a_pending - 1)
         proc = self.table.procedure(key)
         if proc is None or proc.s6a_token != token:
             self.stats.stale_events += 1
@@ -881,6 +900,7 @@ class Cnn:
         proc.state = State.ULA
         token = proc.s6a_token = next(self._tokens)
         self._out.append(SendS6a(proc.key, token, req, "ULR"))
+        self.s6a_pending += 1
         self._log(proc, "debug", "ulr_sent", 12, with_kme=aia is not None)
 
     def _on_ula(self, proc: Procedure, res: s6a.UlaResult | s6a.S6aFailure) -> None:
@@ -985,7 +1005,12 @@ class Cnn:
         self._stop_timer(proc)
         name = "attach_reject" if proc.kind == ATTACH else "tracking_area_update_reject"
         proc.new_ctx = None
-        self._send(proc, NasMessage(name, {"emm_cause": int(cause)}))
+        ies: dict[str, Any] = {"emm_cause": int(cause)}
+        if cause == EmmCause.CONGESTION:
+            # TS 24.301 §5.5.1.2.5/§5.5.3.2.5: with #22 the network assigns the back-off timer
+            # T3346 (§8.2.3.5: T3346 value, GPRS timer 2, TS 24.008 §10.5.7.4: the GPRS timer octet)
+            ies["t3346_value"] = bytes((self._t3346,))
+        self._send(proc, NasMessage(name, ies))
         self._log(proc, "warning", f"{proc.kind}_rejected", step, emm_cause=int(cause),
                   cause_name=EmmCause(cause).name if cause in EmmCause._value2member_map_ else str(cause),
                   reason=reason)

@@ -1,0 +1,1 @@
+"""Security properties against real daemons (docs/security.md lists where each is tested)."""
