@@ -44,7 +44,7 @@ from kmed.load.labfile import load_toml, provision_range_args
 from kmed.nas.frame import FrameType, ReleaseCause
 from tests.ops.procs import WAIT_S, RawPeer, StuckUe, events, named, wait_event
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.timeout(300), pytest.mark.slow]
 
 COUNT = 100  # UEs of the load run; UE number COUNT (one more) is the stuck one
 IMSI_FIRST = "001010000300000"

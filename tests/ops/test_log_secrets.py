@@ -42,7 +42,7 @@ from kmed.crypto import kme as kmefn
 from kmed.lab import DEFAULT_K, DEFAULT_OPC, kmed_argv
 from tests.ops.procs import events
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.timeout(300), pytest.mark.slow]
 
 POLL_S = 0.05
 
