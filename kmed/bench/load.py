@@ -183,6 +183,8 @@ def _run_phase(lab: Lab, phase: Phase, config: Path, out: Path, profile: Path | 
     phase.report = json.loads(report_path.read_text()) if report_path.exists() else {}
     for name, port in metrics.items():
         after, before_d = scrape_durations(port), durations_before[name]
+        if not after or not before_d:  # an endpoint that did not answer (busy): no figure, not a wrong one
+            continue
         phase.durations[name] = {p: (s - before_d.get(p, (0.0, 0.0))[0], c - before_d.get(p, (0.0, 0.0))[1])
                                  for p, (s, c) in after.items()}
     if proc.returncode not in (0, 1) or not phase.report:

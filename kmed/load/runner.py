@@ -164,16 +164,10 @@ def _stop_on_signals(loop: asyncio.AbstractEventLoop, stop: Any) -> Any:
 
 
 def _install_uvloop() -> None:
-    """uvloop when :class:`kmed.ue.link.UeLink` accepts its transports (they are not
-    ``asyncio.Transport`` subclasses, and UeLink.connection_made asserts that they are)."""
-    if not _UVLOOP_OK:
-        return
+    """uvloop's event loop when installed (as the daemons; kmed.ue.link works on both loops)."""
     from kmed.diameter.transport import install_uvloop
 
     install_uvloop()
-
-
-_UVLOOP_OK = False
 
 
 # --- one worker in this process ----------------------------------------------------------------
