@@ -81,11 +81,11 @@ class SimUe:
     def __init__(self, spec: PopulationSpec, index: int) -> None:
         self.spec = spec
         self.index = index
-        imsi = spec.imsi(index)
-        self.usim = Usim(imsi, spec.k, spec.opc, ind_bits=spec.ind_bits)
-        private, _ = devkeys.derive_device_key(spec.device_key_seed, spec.imei(index), spec.profile)
+        imei = spec.imei(index)
+        self.usim = Usim(spec.imsi(index), spec.k, spec.opc, ind_bits=spec.ind_bits)
+        private, _ = devkeys.derive_device_key(spec.device_key_seed, imei, spec.profile)
         self._private_key = private
-        self.me = Me(spec.imei(index), spec.profile, private, svn=spec.software_version)
+        self.me = Me(imei, spec.profile, private, svn=spec.software_version)
         self.busy = False
 
     def __repr__(self) -> str:
