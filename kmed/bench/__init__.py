@@ -17,6 +17,7 @@ BENCHMARKS: dict[str, str] = {
     "crypto": "kmed.bench.crypto",
     "hss": "kmed.bench.hss",
     "load": "kmed.bench.load",
+    "faults": "kmed.bench.faults",
 }
 
 

@@ -156,12 +156,24 @@ class FaultLab(Lab):
     def stop_proxies(self) -> dict[str, dict[str, Any]]:
         return {name: self.proxies.pop(name).stop() for name in list(self.proxies)}
 
-    def metric(self, name: str, timeout: float = 5.0) -> float | None:
-        """A label-less metric of the CNN's metrics endpoint (None when absent)."""
+    def metrics_text(self, timeout: float = 5.0) -> str:
+        """The CNN's metrics exposition (docs/metrics.md)."""
         url = f"http://{self.host}:{self.metrics_port}/metrics"
         with urllib.request.urlopen(url, timeout=timeout) as resp:
-            text = resp.read().decode("utf-8")
-        for line in text.splitlines():
+            return str(resp.read().decode("utf-8"))
+
+    def metric(self, name: str, timeout: float = 5.0) -> float | None:
+        """A label-less metric of the CNN (None when absent)."""
+        for line in self.metrics_text(timeout).splitlines():
             if line.startswith(name + " "):
                 return float(line.split()[1])
         return None
+
+    def hss_peer_open(self) -> bool:
+        """The CNN has its Diameter peer open (``kmed_diameter_peer_state{state="open"} 1``)."""
+        with contextlib.suppress(OSError):
+            for line in self.metrics_text().splitlines():
+                if (line.startswith("kmed_diameter_peer_state{") and 'state="open"' in line
+                        and float(line.rsplit(" ", 1)[1]) == 1.0):
+                    return True
+        return False

@@ -10,8 +10,9 @@ Phases, on a :class:`~kmed.faults.lab.FaultLab` (real ``kmed hss``, ``kmed cnn``
    attach and TAU) runs from the state file while the HSS and the CNN are SIGKILLed at random
    moments and restarted after a random down time. Procedures fail meanwhile: that is allowed.
 3. **settle**: proxies paused; the CNN's ``kmed_ue_contexts`` must come back to at most one
-   registration per UE within a bound (no procedure stuck); checks of what must never be lost
-   (SQN, acknowledged KMEs) on the state the faults left.
+   registration per UE and its Diameter peer must be open again, within a bound (no procedure
+   stuck); checks of what must never be lost (SQN, acknowledged KMEs) on the state the faults
+   left.
 4. **clean pass**: ``kmed load --hold`` attaches every UE once (a UE whose KME mismatches is
    provisioned again); then every UE must hold the HSS's KME, no resynchronisation may have been
    needed, and the CNN must hold exactly one context per UE.
@@ -243,7 +244,7 @@ def run_faults(root: Path, settings: FaultRunSettings, progress: Callable[[str],
     load_cfg.write_text(load_toml([lab.uelink_endpoint], count=n, imsi_first=IMSI_FIRST, imei_first=IMEI_FIRST,
                                   k=DEFAULT_K, opc=DEFAULT_OPC, seed=DEVICE_KEY_SEED,
                                   extra=f"[load]\ntimeout_s = {settings.timeout_s}\n"), encoding="utf-8")
-    hold_s = 3.0 + n / 25.0  # time for the clean passes to attach every UE (2 shared cores)
+    hold_s = 5.0 + n / 20.0  # time for the clean passes to attach every UE (2 shared cores)
 
     def load_argv(name: str, *args: str) -> list[str]:
         return kmed_argv("load", "--config", str(load_cfg), "--report", str(root / f"{name}.json"), "--no-plot",
@@ -310,10 +311,16 @@ def run_faults(root: Path, settings: FaultRunSettings, progress: Callable[[str],
             time.sleep(0.25)
             contexts = lab.metric("kmed_ue_contexts")
         result.contexts_after_faults = contexts
-        result.settle_s = round(time.monotonic() - t0, 2)
         if contexts is None or contexts > n:
             result.errors.append(f"the CNN still holds {contexts} UE contexts for {n} UEs {settings.settle_s} s "
                                  "after the faults stopped (a context is stuck)")
+        # The CNN's Diameter connection may still be recovering (reconnect back-off, a lost
+        # CER/CEA with --scope all): the clean pass starts once it is open again.
+        while not lab.hss_peer_open() and time.monotonic() - t0 < settings.settle_s:
+            time.sleep(0.25)
+        if not lab.hss_peer_open():
+            result.errors.append(f"the CNN's Diameter peer was not open {settings.settle_s} s after the faults")
+        result.settle_s = round(time.monotonic() - t0, 2)
         result.resyncs_faults, hss_lines = _hss_resyncs(lab, hss_lines)
         cnn_events = lab.daemons["cnn"].log_events()
         result.after_faults = check(read_store(lab.store_path), read_ues(state, spec),
