@@ -66,7 +66,7 @@ class FaultRunSettings:
     timeout_s: float = 8.0  # the harness's procedure deadline (T3410 for its single attempt)
     nas_timer_s: float = 1.0  # the CNN's T3460/T3450/T3470/T_KME
     request_timeout_s: float = 2.0  # the CNN's Diameter request timeout
-    settle_s: float = 20.0  # bound for the CNN's contexts to come back after the faults
+    settle_s: float = 30.0  # bound for the CNN's contexts to come back after the faults
     workers: int = 1
 
     def describe(self) -> dict[str, Any]:

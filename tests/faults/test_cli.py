@@ -88,3 +88,14 @@ def test_process_pauses_resumes_counts_and_stops(tmp_path: Path) -> None:
             proc.send_signal(signal.SIGKILL)
             proc.wait(10)
         target.close()
+
+
+def test_proxy_argv_round_trips_through_the_parser() -> None:
+    from kmed.cli import build_parser
+    from kmed.faults.cli import spec_from_args
+
+    spec = FaultSpec(up=Rates(drop=0.1, jitter_ms=3.5), down=Rates(duplicate=0.25, reset=0.001), scope="all",
+                     seed=9, reorder_hold_s=0.05)
+    argv = proxy_argv("diameter", "tcp://127.0.0.1:1", "tcp://127.0.0.1:2", spec, name="x", paused=True)
+    args = build_parser().parse_args(argv[argv.index("faults"):])
+    assert spec_from_args(args) == spec and args.paused
