@@ -75,8 +75,16 @@ def _summary(report: dict[str, Any], out: Any) -> None:
     if gen.get("interrupted"):
         out.write("  stopped early by SIGINT/SIGTERM: the figures cover the run until then\n")
     if gen.get("saturated"):
-        out.write(f"  warning: the generator was saturated (CPU use {gen.get('utilization')}, arrival lag p99 "
-                  f"{gen.get('arrival_lag_p99_ms')} ms): figures may measure the harness; try --workers\n")
+        from kmed.load.runner import SATURATED_UTILIZATION
+
+        util = [u for u in gen.get("utilization") or [] if u is not None]
+        if any(u > SATURATED_UTILIZATION for u in util):
+            out.write(f"  warning: a generator worker used {max(util):.0%} of a core: the figures may measure the "
+                      "harness; give more --workers (on a machine with cores to spare)\n")
+        else:
+            out.write(f"  warning: arrivals were sent late (p99 {gen.get('arrival_lag_p99_ms')} ms) while the "
+                      f"harness used at most {max(util, default=0.0):.0%} of a core: the machine is busy (other "
+                      "processes compete for the CPU); latencies include that wait\n")
     out.flush()
 
 

@@ -36,9 +36,9 @@ class Progress:
         phase = snapshot.get("phase", "run")
         elapsed = snapshot.get("elapsed_s", 0.0)
         total = snapshot.get("duration_s")
-        when = f"{elapsed:6.1f}/{total:g} s" if total else f"{elapsed:6.1f} s"
-        return (f"{phase:7} {when}  ok {snapshot.get('ok', 0):>8}  failed {snapshot.get('failed', 0):>6}  "
-                f"in flight {snapshot.get('in_flight', 0):>5}  {snapshot.get('rate_per_s', 0.0):8.1f}/s  "
+        when = f"{elapsed:.1f}/{total:g} s" if total else f"{elapsed:.1f} s"
+        return (f"{phase} {when} ok {snapshot.get('ok', 0)} failed {snapshot.get('failed', 0)} "
+                f"in flight {snapshot.get('in_flight', 0)} {snapshot.get('rate_per_s', 0.0):.1f}/s "
                 f"p99 {_ms(snapshot.get('p99_ms'))}")
 
     def update(self, snapshot: dict[str, Any]) -> None:
@@ -66,4 +66,4 @@ class Progress:
 
 
 def _ms(value: float | None) -> str:
-    return "   -   " if value is None else f"{value:7.1f} ms"
+    return "-" if value is None else f"{value:.1f} ms"
