@@ -14,7 +14,11 @@ whatever reached this process's stdout/stderr are searched for every secret the 
   body) and the load population's derived keys.
 
 NAS keys, KASME, CK/IK exist only inside the processes and are not searched (field-name
-redaction, :func:`kmed.log.redact_secrets`, covers them; tests/test_log.py).
+redaction, :func:`kmed.log.redact_secrets`, is the net for them).
+
+tests/security/test_log_secrets.py (issue 8) runs the same search over ``kmed demo`` as a
+subprocess with the secrets left at its end; this module adds the KMEs replaced during the run
+(every one the HSS issued is checked to have been searched) and the per-step log events.
 """
 
 from __future__ import annotations
