@@ -191,7 +191,6 @@ class Scenario:
 
     def do(self, op: tuple[Any, ...]) -> None:
         kind = op[0]
-        event(f"op {kind}")
         if kind == "step":
             self.up(self.ue_reply())
         elif kind == "honest":
