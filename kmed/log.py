@@ -78,9 +78,11 @@ class LogFile(io.TextIOBase):
         return self._file.fileno()
 
     def close(self) -> None:
+        if self.closed:
+            return
+        super().close()  # flushes first
         with self._lock:
             self._file.close()
-        super().close()
 
 
 def _orjson_dumps(obj: Any, default: Any = None) -> str:
