@@ -285,8 +285,11 @@ def scan(buf: bytes, pos: int, end: int, keys: list[int] | None = None,
                               _failed_for_length(buf, pos, end))
         if flags & 0x1F:
             hl = 12 if flags & 0x80 else 8
+            # A Grouped AVP is named by its header alone (RFC 6733 §7.1.5): its content may be
+            # malformed too, and copied into Failed-AVP it would make the answer undecodable.
+            data = b"" if info_get(key) else buf[pos + hl:nxt]
             raise DecodeError(d.DIAMETER_INVALID_AVP_BITS, "reserved AVP flag bits set",
-                              Avp(code, key >> 32, flags & 0x60, buf[pos + hl:nxt]))
+                              Avp(code, key >> 32, flags & 0x60, data))
         if add_group is not None:  # validating: unknown M-bit AVPs, where the groups are
             info = info_get(key)
             if info is None:
@@ -414,7 +417,7 @@ class AvpGroup:
             if self._depth >= MAX_DEPTH:
                 key = self._keys[i]
                 raise DecodeError(d.DIAMETER_INVALID_AVP_VALUE, "Grouped AVPs nested too deep",
-                                  Avp(key & 0xFFFFFFFF, key >> 32, flags, buf[s:e]))
+                                  Avp(key & 0xFFFFFFFF, key >> 32, flags, b""))  # header only, as in scan
             g = cache[i] = AvpGroup._view(buf, s, e, self._depth + 1)
         return g
 
@@ -609,7 +612,7 @@ class AvpGroup:
             if depth > MAX_DEPTH:
                 key = self._keys[i]
                 raise DecodeError(d.DIAMETER_INVALID_AVP_VALUE, "Grouped AVPs nested too deep",
-                                  Avp(key & 0xFFFFFFFF, key >> 32, fl >> 24, buf[s:e]))
+                                  Avp(key & 0xFFFFFFFF, key >> 32, fl >> 24, b""))  # header only, as in scan
             if e - s > SHARED_GROUP_MAX:
                 cache[i] = _validated_view(buf, s, e, depth, unknown)
                 continue

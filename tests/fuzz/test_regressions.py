@@ -9,6 +9,13 @@ fix. Inputs are the octets as received (hex), so they replay without the generat
    again and raised out of ``data_received``, so one request dropped the MME's whole
    connection and every request in flight on it. Fix: ``Message.answer_to`` echoes an
    unreadable Session-Id octet for octet (kmed/diameter/message.py).
+2. Found by tools/fuzz/fuzz_hss.py (atheris, 3.3k inputs into the first run): an AIR whose
+   Requested-EUTRAN-Authentication-Info has reserved flag bits set and malformed content. The
+   peer layer answered 3009 with a Failed-AVP copying that content, so the *answer* did not
+   decode (5014 inside Failed-AVP): kmed's own Diameter client closes a connection on an
+   undecodable answer. Grouped AVPs nested beyond MAX_DEPTH had the same problem (their
+   content, one level deeper in Failed-AVP, is too deep again). Fix: a Grouped AVP in Failed-AVP
+   is its header alone (RFC 6733 §7.1.5 allows it) for 3009 and for the nesting error.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ import pytest
 
 from kmed.diameter import codec
 from kmed.diameter import dictionary as d
-from kmed.diameter.message import Avp, DecodeError, Message
+from kmed.diameter.message import MAX_DEPTH, Avp, DecodeError, Message
 from kmed.diameter.node import LocalNode
 from kmed.diameter.transport import _unable
 from tests.fuzz.hss_pipeline import close_hss, open_hss
@@ -62,3 +69,40 @@ def test_1_the_transport_fallback_answer_survives_it_too() -> None:
     answer = codec.decode(codec.encode(_unable(req, LocalNode("hss.localdomain", "localdomain"),
                                                d.DIAMETER_UNABLE_TO_COMPLY)))
     assert answer.result_code() == d.DIAMETER_UNABLE_TO_COMPLY and _session_avp(answer) == _session_avp(req)
+
+
+#: 2. As received by the fuzzed HSS (224-octet AIR, then 4 octets that break the framing).
+GROUPED_WITH_RESERVED_BITS = bytes.fromhex(
+    "010000e0c067013f010000230000000100000001000001074000000d6d6d653b31ffff0000000108400000176d6d652e"
+    "6c6f63616c646f6d61696e0000000128400000136c6f63616c646f6d61696e000000011b400000136c6f63616c646f"
+    "6d61696e000000000140000017303031303130303030303030303031000000057fc000000f000028af00f1100000000"
+    "5809c00001c000028af000000c005000000108228af000000010000000400000000000000048000001000007ed90000"
+    "000100000579c0000028000028af0000057ac000001b000028af30303030303035343237303238343900")
+
+
+def test_2_failed_avp_of_a_grouped_avp_with_reserved_bits_keeps_the_answer_decodable() -> None:
+    hss = open_hss()
+    try:
+        answers = hss.serve(GROUPED_WITH_RESERVED_BITS)  # every answer is decoded (validated) here
+    finally:
+        close_hss(hss)
+    (answer,) = answers
+    assert answer.result_code() == d.DIAMETER_INVALID_AVP_BITS
+    failed = answer.group("Failed-AVP")
+    assert failed is not None
+    (avp,) = failed.raw_avps()
+    assert (avp.code, avp.vendor, avp.data) == (1408, d.VENDOR_3GPP, b"")  # named by its header
+
+
+def test_2_failed_avp_of_a_group_nested_too_deep_keeps_the_answer_decodable() -> None:
+    inner: list[object] = [("User-Name", "001010000000001")]
+    for _ in range(4 * MAX_DEPTH):  # the group found too deep holds many more levels
+        inner = [("Failed-AVP", inner)]
+    octets = codec.encode(Message.request("AIR", d.APP_S6A, [("Session-Id", "mme;3"), *inner],
+                                          hop_by_hop=3, end_to_end=3))
+    hss = open_hss()
+    try:
+        (answer,) = hss.serve(octets)
+    finally:
+        close_hss(hss)
+    assert answer.result_code() == d.DIAMETER_INVALID_AVP_VALUE and answer.group("Failed-AVP") is not None
