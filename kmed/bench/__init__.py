@@ -18,6 +18,7 @@ BENCHMARKS: dict[str, str] = {
     "hss": "kmed.bench.hss",
     "load": "kmed.bench.load",
     "faults": "kmed.bench.faults",
+    "overload": "kmed.bench.overload",
 }
 
 
