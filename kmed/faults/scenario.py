@@ -278,25 +278,38 @@ def run_faults(root: Path, settings: FaultRunSettings, progress: Callable[[str],
             proxy.resume()
         plan = _plan(settings, rng)
         result.kills = plan
+        load_log = (root / "logs" / "load-faults.log").open("w", encoding="utf-8")
         proc = subprocess.Popen(
             load_argv("faults", "--closed-loop", str(settings.concurrency), "--duration", f"{settings.duration_s:g}",
                       "--scenario", "mix", "--seed", str(settings.seed)),
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+            stdout=load_log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        # The kill clock starts once the harness's UE links are up through the proxy: a CNN
+        # killed while the harness starts would abort the run ("cannot reach the CNN").
+        deadline = time.monotonic() + 30.0
+        while (proc.poll() is None and time.monotonic() < deadline
+               and not lab.proxies["uelink"].stats().get("connections", {}).get("active")):
+            time.sleep(0.05)
         killer = _Killer(lab, plan, time.monotonic())
         killer.start()
         try:
-            _, err = proc.communicate(timeout=settings.duration_s + 3 * settings.timeout_s + 120)
+            proc.wait(timeout=settings.duration_s + 3 * settings.timeout_s + 120)
         except subprocess.TimeoutExpired:
             proc.kill()
-            _, err = proc.communicate()
+            proc.wait()
             result.errors.append("kmed load did not end in time during the fault phase")
+        finally:
+            load_log.close()
         killer.stop.set()
         killer.join(60)
         report_path = root / "faults.json"
         if report_path.exists():
-            result.faults = _summary(json.loads(report_path.read_text(encoding="utf-8")))
+            report = json.loads(report_path.read_text(encoding="utf-8"))
+            result.faults = _summary(report)
+            if report.get("status") == "aborted":
+                result.errors.append(f"the fault phase's load run was aborted: {report.get('error')}")
         else:
-            result.errors.append(f"the fault phase wrote no report: {err.decode(errors='replace')[-1500:]}")
+            tail = (root / "logs" / "load-faults.log").read_text(encoding="utf-8", errors="replace")[-1500:]
+            result.errors.append(f"the fault phase wrote no report: {tail}")
         for name in ("hss", "cnn"):
             if lab.daemons[name].proc.poll() is not None:  # killed, and its restart failed
                 lab.start(name)
