@@ -101,15 +101,21 @@ class Second:
     """What one second of a step did: requests sent, answers by result, latencies of 2001s."""
 
     sent: int = 0
+    not_sent: int = 0  # refused by the client itself: ``max_outstanding`` requests unanswered
     answers: dict[int, int] = field(default_factory=dict)
     latencies: list[float] = field(default_factory=list)
 
 
 class OpenLoopS6a(asyncio.Protocol):
     """AIRs at a fixed rate on one S6a connection, answered or not (open loop: the arrival
-    rate never waits for the answers, so an overloaded HSS shows as errors and latency)."""
+    rate never waits for the answers, so an overloaded HSS shows as errors and latency).
 
-    def __init__(self, imsis: list[str]) -> None:
+    Like a sane Diameter client (the CNN's ``cnn.max_s6a_pending``), it keeps at most
+    ``max_outstanding`` requests unanswered; an arrival beyond that is not sent (counted in
+    ``not_sent``), so the client's own write buffer does not become the queue being measured."""
+
+    def __init__(self, imsis: list[str], max_outstanding: int = 10_000) -> None:
+        self.max_outstanding = max_outstanding
         from kmed.bench.hss import Client  # the same AIR template as ``kmed bench hss``
 
         self.imsis = imsis
@@ -134,6 +140,11 @@ class OpenLoopS6a(asyncio.Protocol):
         transport.write(codec.encode(cer))
 
     def send(self, n: int, second: int) -> None:
+        room = max(0, self.max_outstanding - len(self.sent))
+        self.seconds[second].not_sent += n - min(n, room)
+        n = min(n, room)
+        if not n:
+            return
         out = bytearray()
         now = time.monotonic()
         t, ia, sa = self.template, self.imsi_at, self.sid_at
@@ -193,8 +204,13 @@ class OpenLoopS6a(asyncio.Protocol):
 
 
 def _share(secs: list[Second], code: int) -> float:
-    sent = sum(s.sent for s in secs)
-    return sum(s.answers.get(code, 0) for s in secs) / sent if sent else 0.0
+    """Share of the arrivals (sent or not) answered with ``code``."""
+    arrivals = sum(s.sent + s.not_sent for s in secs)
+    return sum(s.answers.get(code, 0) for s in secs) / arrivals if arrivals else 0.0
+
+
+def _not_sent(secs: list[Second]) -> int:
+    return sum(s.not_sent for s in secs)
 
 
 def _p99_ms(secs: list[Second]) -> float | None:
@@ -244,7 +260,8 @@ def part_hss(args: argparse.Namespace, root: Path) -> dict[str, Any]:
 
 async def _hss_phases(args: argparse.Namespace, lab: Lab, imsis: list[str], pid: int, mport: int) -> dict[str, Any]:
     loop = asyncio.get_running_loop()
-    _, client = await loop.create_connection(lambda: OpenLoopS6a(imsis), lab.host, lab.hss_port)
+    _, client = await loop.create_connection(lambda: OpenLoopS6a(imsis, args.max_outstanding), lab.host,
+                                             lab.hss_port)
     cea = await asyncio.wait_for(client.cea, 10)
     if cea.result_code() != d.DIAMETER_SUCCESS:
         raise RuntimeError(f"CEA {cea.result_code()}")
@@ -254,11 +271,13 @@ async def _hss_phases(args: argparse.Namespace, lab: Lab, imsis: list[str], pid:
     for rate in args.hss_rates:
         secs = await client.run(rate, args.step_s)
         row = {"rate": rate, "ok_share": round(_share(secs, d.DIAMETER_SUCCESS), 4), "p99_ms": _p99_ms(secs),
-               "too_busy_share": round(_share(secs, d.DIAMETER_TOO_BUSY), 4), "timeouts": _timeouts(secs)}
+               "too_busy_share": round(_share(secs, d.DIAMETER_TOO_BUSY), 4), "timeouts": _timeouts(secs),
+               "not_sent": _not_sent(secs)}
         ramp.append(row)
         print(f"  {rate:7.0f}/s  2001 {100 * row['ok_share']:6.2f} %  3004 {100 * row['too_busy_share']:5.2f} %  "
-              f"timeouts {row['timeouts']:5d}  p99 {row['p99_ms']} ms")
-        if row["ok_share"] >= OK_SHARE and row["p99_ms"] is not None and row["p99_ms"] <= args.p99_ms:
+              f"timeouts {row['timeouts']:5d}  not sent {row['not_sent']:5d}  p99 {row['p99_ms']} ms")
+        if row["ok_share"] >= OK_SHARE and row["p99_ms"] is not None and row["p99_ms"] <= args.p99_ms \
+                and not row["not_sent"]:
             capacity = rate
         else:
             break
@@ -278,13 +297,15 @@ async def _hss_phases(args: argparse.Namespace, lab: Lab, imsis: list[str], pid:
     client.transport.close()
     windows = {"before": (0.0, 0.5), "overload": (0.0, t_low - t_over),
                "recovery": (t_low - t_over, t_end - t_over)}
-    recovered = _recovered_after([(s.answers.get(d.DIAMETER_SUCCESS, 0), s.sent) for s in low])
-    sent = sum(s.sent for s in over)
+    recovered = _recovered_after([(s.answers.get(d.DIAMETER_SUCCESS, 0), s.sent + s.not_sent) for s in low])
+    sent = sum(s.sent + s.not_sent for s in over)
     result = {
         "capacity_per_s": capacity, "ramp": ramp, "overload_rate_per_s": over_rate, "overload_sent": sent,
         "overload_ok_share": round(_share(over, d.DIAMETER_SUCCESS), 4),
         "overload_too_busy_share": round(_share(over, d.DIAMETER_TOO_BUSY), 4),
-        "overload_timeouts": _timeouts(over), "overload_p99_ms": _p99_ms(over),
+        "overload_timeouts": _timeouts(over), "overload_not_sent_share": round(_not_sent(over) / max(1, sent), 4),
+        "overload_p99_ms": _p99_ms(over), "hss_max_pending": args.hss_max_pending,
+        "client_max_outstanding": args.max_outstanding,
         "hss_metrics_3004": after.get("3004", 0.0) - before.get("3004", 0.0),
         "client_write_buffer_max": client.max_write_buffer,
         "rss": rss.summary("hss", windows), "recovery_rate_per_s": low_rate,
@@ -292,6 +313,7 @@ async def _hss_phases(args: argparse.Namespace, lab: Lab, imsis: list[str], pid:
     }
     print(f"  overload: {sent} AIRs, 2001 {100 * result['overload_ok_share']:.1f} %, "
           f"3004 {100 * result['overload_too_busy_share']:.1f} %, timeouts {result['overload_timeouts']}, "
+          f"not sent (client at {args.max_outstanding} unanswered) {100 * result['overload_not_sent_share']:.1f} %, "
           f"p99 {result['overload_p99_ms']} ms; HSS RSS {result['rss']}")
     print(f"  recovery at {low_rate:.0f}/s: 2001 {100 * result['recovery_ok_share']:.1f} %, "
           f"every second >= 99 % after {recovered} s")
@@ -364,9 +386,9 @@ def part_lab(args: argparse.Namespace, root: Path) -> dict[str, Any]:
         for cfg, state, name in ((base_cfg, base_state, "base"), (surge_cfg, surge_state, "surge")):
             _run_load(_load_argv(cfg, work / f"warmup-{name}.json", n, 5, 1, state), 1200)
         ramp: list[dict[str, Any]] = []
-        capacity = 0.0
-        print("  ramp")
-        for i, rate in enumerate(args.lab_rates):
+        capacity = float(args.lab_capacity or 0)
+        print("  ramp" if not capacity else f"  capacity given: {capacity:.0f}/s (no ramp)")
+        for i, rate in enumerate([] if capacity else args.lab_rates):
             fig = _attach_figures(_run_load(_load_argv(base_cfg, work / f"ramp-{i}.json", n, rate, args.step_s,
                                                        base_state), 600))
             ramp.append({"rate": rate, **fig})
@@ -379,7 +401,7 @@ def part_lab(args: argparse.Namespace, root: Path) -> dict[str, Any]:
                 break
         if not capacity:
             return {"ramp": ramp, "capacity_per_s": None}
-        admit = max(8, math.ceil(capacity * args.admit_latency_s))
+        admit = args.max_procedures or max(8, math.ceil(capacity * args.admit_latency_s))
         lab.stop("cnn")  # restarted with admission control sized for the capacity
         lab.extra_cnn = f"[cnn]\nmax_procedures = {admit}\n"
         lab.cnn_config.write_text(lab.cnn_toml())
@@ -445,11 +467,16 @@ def main(argv: list[str]) -> int:
     p.add_argument("--hss-rates", type=lambda s: [float(x) for x in s.split(",")],
                    default=[250, 500, 1000, 1500, 2000, 3000, 4000, 6000])
     p.add_argument("--hss-max-pending", type=int, default=20000, help="[hss] max_pending (the daemon's default)")
+    p.add_argument("--max-outstanding", type=int, default=10000,
+                   help="part hss: most AIRs the client leaves unanswered (a CNN's cnn.max_s6a_pending)")
     p.add_argument("--ues", type=int, default=1500, help="part lab: UEs per population (two populations)")
     p.add_argument("--lab-rates", type=lambda s: [float(x) for x in s.split(",")],
                    default=[25, 50, 100, 150, 200, 300, 400, 600])
     p.add_argument("--admit-latency-s", type=float, default=0.25,
                    help="part lab: cnn.max_procedures = capacity x this")
+    p.add_argument("--max-procedures", type=int, default=0,
+                   help="part lab: cnn.max_procedures for the overload (default: capacity x --admit-latency-s)")
+    p.add_argument("--lab-capacity", type=float, default=0, help="part lab: skip the ramp, use this capacity")
     p.add_argument("--keep", help="work directory to keep (default: a temporary one, removed)")
     p.add_argument("--json", help="write the figures here")
     args = p.parse_args(argv)
