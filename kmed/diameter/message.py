@@ -139,6 +139,17 @@ MAX_DEPTH = 16
 # ---------------------------------------------------------------- value conversion (reading)
 
 
+def _well_formed(group_data: bytes) -> bool:
+    """Whether Grouped AVP content scans at every depth. An answer copies the request's
+    Proxy-Info (RFC 6733 §6.2) even when the request itself was malformed (an error answer from
+    its header and first AVPs): malformed content, copied, would make the answer undecodable."""
+    try:
+        AvpGroup._view(group_data, 0, len(group_data), 1).validate()
+    except DecodeError:
+        return False
+    return True
+
+
 def _utf8(buf: bytes, s: int, e: int) -> str:
     return buf[s:e].decode("utf-8")
 
@@ -712,7 +723,7 @@ class Message(AvpGroup):
             if sid is not None:
                 items.insert(0, sid)
         if not has_proxy_info and "Proxy-Info" in req:
-            items.extend(a for a in req.raw_avps() if a.code == 284 and a.vendor == 0)
+            items.extend(a for a in req.raw_avps() if a.code == 284 and a.vendor == 0 and _well_formed(a.data))
         m = _new(cls)
         m.command_code, m.application_id = req.command_code, req.application_id
         m.flags = (req.flags & d.FLAG_P) | (d.FLAG_E if error else 0)

@@ -16,6 +16,12 @@ fix. Inputs are the octets as received (hex), so they replay without the generat
    undecodable answer. Grouped AVPs nested beyond MAX_DEPTH had the same problem (their
    content, one level deeper in Failed-AVP, is too deep again). Fix: a Grouped AVP in Failed-AVP
    is its header alone (RFC 6733 §7.1.5 allows it) for 3009 and for the nesting error.
+3. Found by tools/fuzz/fuzz_hss.py (atheris, after 209k inputs of the second run): a ULR with a
+   Proxy-Info AVP whose content is not a sequence of AVPs, and a later AVP overrunning the
+   message. The error answer (5014, from the header and the AVPs read before the error)
+   copied the request's Proxy-Info as RFC 6733 §6.2 asks, malformed content included, so the
+   answer did not decode. Fix: ``Message.answer_to`` copies only Proxy-Info AVPs whose content
+   is well formed.
 """
 
 from __future__ import annotations
@@ -106,3 +112,31 @@ def test_2_failed_avp_of_a_group_nested_too_deep_keeps_the_answer_decodable() ->
     finally:
         close_hss(hss)
     assert answer.result_code() == d.DIAMETER_INVALID_AVP_VALUE and answer.group("Failed-AVP") is not None
+
+
+#: 3. As received by the fuzzed HSS: a ULR with Proxy-Info = "localdomain" (not AVPs) and a
+#: KME-Token AVP overrunning the message.
+MALFORMED_PROXY_INFO = bytes.fromhex(
+    "01000124c000013c000000000000000200000002000001074000000d6d6d653b3200000000000108400000176d6d652e"
+    "6c6f63616c646f6d61696e0000000128400000136c6f63616c646f6d61696e000000011c400000136c6f63616c646f6d"
+    "61696e000000000140000017303031303130303030303030303031000000040880000010000028af000003ec0000057d"
+    "c0000010000028af000000220000057fc000000f000028af00f1100000000579c0000028000028af0000057ac0000001"
+    "00000000000013ffff383033353634333830390000000007800000532c00007ed966f738e80bd898237d450e45f983cd"
+    "4ef1963f2535a6af67171b03ed33ad101e000000098000002400007ed94c5f6812125b01fd2c7e0d76ed5db9c8080006"
+    "614cac76b67c")
+
+
+def test_3_malformed_proxy_info_is_not_copied_into_the_answer() -> None:
+    hss = open_hss()
+    try:
+        (answer,) = hss.serve(MALFORMED_PROXY_INFO)  # decoded (validated) here
+    finally:
+        close_hss(hss)
+    assert answer.result_code() == d.DIAMETER_INVALID_AVP_LENGTH
+    assert "Proxy-Info" not in answer
+    # a well-formed Proxy-Info is still echoed (RFC 6733 §6.2)
+    proxy = ("Proxy-Info", [("Proxy-Host", "relay.localdomain"), ("Proxy-State", b"\x01\x02")])
+    req = codec.decode(codec.encode(Message.request("ULR", d.APP_S6A, [("Session-Id", "s"), proxy],
+                                                    hop_by_hop=1, end_to_end=1)))
+    echoed = codec.decode(codec.encode(Message.answer_to(req, [("Result-Code", 2001)])))
+    assert echoed.group("Proxy-Info") is not None and echoed.group("Proxy-Info").get("Proxy-State") == b"\x01\x02"
