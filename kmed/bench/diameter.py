@@ -1,9 +1,12 @@
 """``kmed bench diameter``: S6a AIR/AIA round trips per second on loopback.
 
 The server runs in its own process and answers every AIR with an AIA built per request
-(one E-UTRAN vector and the KME AVPs; no HSS logic). Two servers are measured:
+(one E-UTRAN vector and the KME AVPs; no HSS logic). Three servers are measured:
 
-- ``kmed``: the real :class:`~kmed.diameter.server.DiameterServer` (peer layer, kmed codec);
+- ``kmed``: the real :class:`~kmed.diameter.server.DiameterServer` (peer layer, kmed codec),
+  answering as the HSS does: constant AVPs encoded once, the vector through a template
+  (:mod:`kmed.diameter.s6a`);
+- ``kmed-generic``: the same server with every AVP of the answer encoded from its value;
 - ``python-diameter``: python-diameter's codec decoding the AIR and encoding the AIA, on the
   same kind of asyncio framing (no peer layer: this favours it slightly).
 
@@ -12,8 +15,8 @@ are encoded once, each send only patches the hop-by-hop id, answers are matched 
 id without decoding, and ``--inflight`` requests (default 64) are kept pipelined on one
 connection. Printed: requests per second, server CPU microseconds per request (from
 ``resource.getrusage`` in the server process, user and system time; less noisy than
-throughput on a shared machine),
-p50/p99 latency.
+throughput on a shared machine), p50/p99 latency; with ``--callgrind`` the server's
+instructions per request (repeatable whatever the machine's load: :mod:`kmed.bench.callgrind`).
 """
 
 from __future__ import annotations
@@ -32,12 +35,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from kmed.bench.callgrind import Callgrind
+from kmed.diameter import dictionary as d
+from kmed.diameter.codec import encode, encode_avps
+from kmed.diameter.message import Message
+from kmed.diameter.node import LocalNode
+from kmed.diameter.s6a import answer_head, authentication_info
 
 DESCRIPTION = "S6a AIR/AIA round trips per second on loopback (kmed vs python-diameter server codec)"
 MME = "mme.bench.localdomain"
 HSS = "hss.bench.localdomain"
 REALM = "bench.localdomain"
-MODES = ("kmed", "python-diameter")
+MODES = ("kmed", "kmed-generic", "python-diameter")
 
 
 # ------------------------------------------------------------------------------- messages
@@ -45,9 +53,6 @@ MODES = ("kmed", "python-diameter")
 
 def air_templates(count: int) -> list[bytes]:
     """``count`` distinct encoded AIRs (hop-by-hop id 0, patched per send)."""
-    from kmed.diameter import dictionary as d
-    from kmed.diameter.codec import encode
-    from kmed.diameter.message import Message
 
     out = []
     for i in range(count):
@@ -67,10 +72,21 @@ def air_templates(count: int) -> list[bytes]:
 
 
 def kmed_aia(req: Any, _peer: Any) -> Any:
-    """The kmed server's handler: read what an HSS reads, answer with a canned AIA shape."""
-    from kmed.diameter import dictionary as d
-    from kmed.diameter.message import Message
+    """The kmed server's handler: read what an HSS reads, answer with an AIA built as the HSS
+    builds its own (constant AVPs encoded once, the vector through a template: kmed.diameter.s6a)."""
+    user = req.get("User-Name")
+    req.get("Visited-PLMN-Id")
+    info = req.group("Requested-EUTRAN-Authentication-Info")
+    n = info.get("Number-Of-Requested-Vectors", 1) if info is not None else 1
+    vectors = [(i + 1, _RAND, _XRES, _AUTN, _KASME, d.KME_BINDING_BOUND_TO_CURRENT) for i in range(n)]
+    return Message.answer_to(req, [
+        answer_head(), _ORIGIN, authentication_info(vectors),
+        _STATUS[d.KME_STATUS_MATCH if user else d.KME_STATUS_PROVISIONING_REQUIRED],
+    ])
 
+
+def kmed_generic_aia(req: Any, _peer: Any) -> Any:
+    """The same answer with every AVP encoded from its value (the codec's generic path)."""
     user = req.get("User-Name")
     req.get("Visited-PLMN-Id")
     info = req.group("Requested-EUTRAN-Authentication-Info")
@@ -87,6 +103,13 @@ def kmed_aia(req: Any, _peer: Any) -> Any:
     ])
 
 
+def _constants() -> tuple[bytes, dict[int, bytes]]:
+    status = {v: encode_avps([("KME-Status", v)])
+              for v in (d.KME_STATUS_MATCH, d.KME_STATUS_PROVISIONING_REQUIRED)}
+    return LocalNode(HSS, REALM).origin_avps, status
+
+
+_ORIGIN, _STATUS = _constants()
 _RAND, _XRES, _AUTN, _KASME = os.urandom(16), os.urandom(8), os.urandom(16), os.urandom(32)
 
 
@@ -171,12 +194,13 @@ def _server_main(mode: str, profile: str | None = None) -> None:
     async def serve() -> None:
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
-        if mode == "kmed":
+        if mode.startswith("kmed"):
             from kmed.config import Endpoint
             from kmed.diameter.node import LocalNode
             from kmed.diameter.server import DiameterServer
 
-            server = DiameterServer(LocalNode(HSS, REALM), [Endpoint("tcp", "127.0.0.1", 0)], [MME], kmed_aia)
+            handler = kmed_aia if mode == "kmed" else kmed_generic_aia
+            server = DiameterServer(LocalNode(HSS, REALM), [Endpoint("tcp", "127.0.0.1", 0)], [MME], handler)
             await server.start()
             port = server.ports[0]
         else:
@@ -195,7 +219,7 @@ def _server_main(mode: str, profile: str | None = None) -> None:
 
         threading.Thread(target=control, daemon=True).start()
         await stop.wait()
-        if mode == "kmed":
+        if mode.startswith("kmed"):
             await server.stop(1.0)
 
     asyncio.run(serve())
@@ -421,7 +445,8 @@ def main(argv: list[str]) -> int:
     p.add_argument("--pd-requests", type=int, default=3000, help="measured AIRs for the python-diameter server")
     p.add_argument("--warmup", type=int, default=3000, help="AIRs before measuring (kmed; 1/10 for python-diameter)")
     p.add_argument("--inflight", type=int, default=64, help="requests kept in flight")
-    p.add_argument("--mode", choices=[*MODES, "both"], default="both", help="which server codec to measure")
+    p.add_argument("--mode", choices=[*MODES, "all", "both"], default="all",
+                   help="which server to measure (both: kmed and python-diameter)")
     p.add_argument("--profile", metavar="FILE", help="cProfile the server into FILE.<mode> (slows it down)")
     p.add_argument("--callgrind", action="store_true",
                    help="run the server under valgrind's callgrind and print its instructions per request "
@@ -431,7 +456,7 @@ def main(argv: list[str]) -> int:
     if args.serve:
         _server_main(args.serve, args.profile)
         return 0
-    modes = MODES if args.mode == "both" else (args.mode,)
+    modes = {"all": MODES, "both": ("kmed", "python-diameter")}.get(args.mode, (args.mode,))
     print(f"kmed bench diameter: AIR/AIA round trips on loopback, {args.inflight} in flight on one connection; "
           f"server and load client in separate processes; {os.cpu_count()} CPUs, load average "
           f"{load_average()} (shared: figures are noisy)")
@@ -439,8 +464,8 @@ def main(argv: list[str]) -> int:
           f"{'client CPU µs/req':>18} {'p50 ms':>8} {'p99 ms':>8}  errors"
           + ("  server instructions/req" if args.callgrind else ""))
     for mode in modes:
-        n = args.requests if mode == "kmed" else args.pd_requests
-        warm = args.warmup if mode == "kmed" else max(100, args.warmup // 10)
+        n = args.requests if mode.startswith("kmed") else args.pd_requests
+        warm = args.warmup if mode.startswith("kmed") else max(100, args.warmup // 10)
         callgrind = Callgrind() if args.callgrind else None
         try:
             res, uv = run_mode(mode, n, warm, args.inflight, f"{args.profile}.{mode}" if args.profile else None,

@@ -20,6 +20,7 @@ from functools import partial
 from typing import Any
 
 from kmed.diameter import dictionary as d
+from kmed.diameter import layouts
 from kmed.diameter.message import NTP_TO_POSIX, Avp, AvpGroup, AvpItem, DecodeError, Message, scan
 
 __all__ = [
@@ -99,6 +100,13 @@ def decode(buf: bytes | bytearray | memoryview, max_size: int = DEFAULT_MAX_SIZE
                           "message length < 20, not a multiple of 4, over the maximum or not the buffer's")
     flags = flags_code >> 24
     code = flags_code & _MAX_LEN
+    key = layouts.key_of(flags_code, length, buf)
+    layout = layouts.match(key, buf)
+    if layout is not None:  # the shape of a message checked before: same checks, same index
+        msg = Message._decoded(code, flags, app_id, hbh, e2e, buf, layout.keys, layout.offs)
+        msg._index = layout.index
+        msg._shapes = layout.shapes
+        return msg
     msg = Message._decoded(code, flags, app_id, hbh, e2e, buf, [], [])
     try:
         if flags & d.FLAGS_RESERVED or (flags & d.FLAG_R and flags & d.FLAG_E):
@@ -113,6 +121,8 @@ def decode(buf: bytes | bytearray | memoryview, max_size: int = DEFAULT_MAX_SIZE
     except DecodeError as err:
         err.partial = msg
         raise
+    if validate and not msg.unknown_mandatory:
+        layouts.learn(key, msg)
     return msg
 
 
@@ -212,9 +222,12 @@ def _encode_into(items: Iterable[AvpItem], out: list[bytes]) -> None:
     value: Any = None
     try:
         for item in items:
-            if type(item) is not tuple:  # an Avp, pre-encoded bytes, or an error
-                name = None
-                _encode_raw(item, append)
+            if type(item) is not tuple:  # pre-encoded bytes, an Avp, or an error
+                if type(item) is bytes and not len(item) & 3:
+                    append(item)
+                else:
+                    name = None
+                    _encode_raw(item, append)
                 continue
             try:
                 name, value = item  # type: ignore[misc]

@@ -214,6 +214,10 @@ _GROUPED_KEYS = frozenset(a.key for a in d.AVPS if a.type is _T.GROUPED)
 _IS_GROUPED: dict[int, bool] = {k: k in _GROUPED_KEYS for k in _BY_KEY}
 
 
+_SESSION_ID_KEY = _BY_NAME["Session-Id"][0]
+_PROXY_INFO_KEY = _BY_NAME["Proxy-Info"][0]
+
+
 def _lookup(name: str) -> _Reading:
     found = _BY_NAME.get(name)
     if found is None:
@@ -364,10 +368,16 @@ SHARED_GROUPS_MAX = 1024
 _SHARED_GROUPS: dict[tuple[int, bytes], tuple[AvpGroup, list[Avp]]] = {}
 
 
+#: A Grouped AVP's content as a learned layout keeps it (kmed.diameter.layouts): data start
+#: and end, keys, offsets, first-occurrence index, and the shapes of the groups inside.
+Shape = tuple[int, int, list[int], list[int], dict[int, int], "dict[int, Shape] | None"]
+
+
 def _validated_view(buf: bytes, s: int, e: int, depth: int, unknown: list[Avp]) -> AvpGroup:
     """A group view over ``buf[s:e]`` at ``depth``, its content validated to every depth."""
     g = _new(AvpGroup)
     g._buf, g._start, g._end, g._depth, g._items, g._groups, g._index = buf, s, e, depth, None, None, None
+    g._shapes = None
     inner: list[int] = []
     g._keys, g._offs = scan(buf, s, e, [], [], unknown, inner)
     if inner:
@@ -384,7 +394,7 @@ class AvpGroup:
     A name that is not in the table raises ``KeyError`` (a typo, not an absent AVP).
     """
 
-    __slots__ = ("_buf", "_depth", "_end", "_groups", "_index", "_items", "_keys", "_offs", "_start")
+    __slots__ = ("_buf", "_depth", "_end", "_groups", "_index", "_items", "_keys", "_offs", "_shapes", "_start")
 
     def __init__(self, avps: Iterable[AvpItem] | AvpGroup | None = None) -> None:
         self._buf: bytes = b""
@@ -393,6 +403,8 @@ class AvpGroup:
         self._start = self._end = self._depth = 0
         self._groups: dict[int, AvpGroup] | None = None
         self._index: dict[int, int] | None = None
+        #: index -> Shape of the Grouped AVPs there, from a learned layout (kmed.diameter.layouts)
+        self._shapes: dict[int, Shape] | None = None
         if isinstance(avps, AvpGroup):
             self._items: list[Any] | None = avps.raw_avps() if avps._items is None else list(avps._items)
         else:
@@ -406,7 +418,7 @@ class AvpGroup:
         g._start = start
         g._end = end
         g._depth = depth
-        g._items = g._groups = g._index = None
+        g._items = g._groups = g._index = g._shapes = None
         g._keys, g._offs = scan(buf, start, end)
         return g
 
@@ -423,6 +435,12 @@ class AvpGroup:
             cache = self._groups = {}
         g = cache.get(i)
         if g is None:
+            shapes = self._shapes
+            if shapes is not None:  # checked already, indexed already: a view, nothing to scan
+                g = cache[i] = _new(AvpGroup)
+                g._start, g._end, g._keys, g._offs, g._index, g._shapes = shapes[i]
+                g._buf, g._depth, g._items, g._groups = self._buf, self._depth + 1, None, None
+                return g
             buf = self._buf
             flags, s, e = _span(buf, self._offs[i])
             if self._depth >= MAX_DEPTH:
@@ -519,6 +537,11 @@ class AvpGroup:
             if first:
                 break
         return out
+
+    def holds(self, item: Any) -> bool:
+        """True when ``item`` (pre-encoded bytes, say) is one of the items this group was built
+        with, as given (False for a decoded group)."""
+        return self._items is not None and item in self._items
 
     def __contains__(self, name: str) -> bool:
         key = _lookup(name)[0]
@@ -669,7 +692,7 @@ class Message(AvpGroup):
         m = cls.__new__(cls)
         m.command_code, m.flags, m.application_id = command_code, flags, application_id
         m.hop_by_hop, m.end_to_end = hop_by_hop, end_to_end
-        m._buf, m._keys, m._offs, m._items, m._groups, m._index = buf, keys, offs, None, None, None
+        m._buf, m._keys, m._offs, m._items, m._groups, m._index, m._shapes = buf, keys, offs, None, None, None, None
         m._start, m._end, m._depth = 20, len(buf), 0
         m.unknown_mandatory = []
         return m
@@ -714,23 +737,38 @@ class Message(AvpGroup):
         if session_at > 0:
             items.insert(0, items.pop(session_at))
         elif session_at < 0:
-            sid: Any
-            try:
-                value = req.get("Session-Id")
-                sid = None if value is None else ("Session-Id", value)
-            except DecodeError:  # not UTF-8: echoed octet for octet rather than failing the answer
-                sid = req.raw("Session-Id")
+            sid = req._session_id_item()
             if sid is not None:
                 items.insert(0, sid)
-        if not has_proxy_info and "Proxy-Info" in req:
+        if not has_proxy_info and (_PROXY_INFO_KEY in (req._index or req._first_index()) if req._items is None
+                                   else "Proxy-Info" in req):
             items.extend(a for a in req.raw_avps() if a.code == 284 and a.vendor == 0 and _well_formed(a.data))
         m = _new(cls)
         m.command_code, m.application_id = req.command_code, req.application_id
         m.flags = (req.flags & d.FLAG_P) | (d.FLAG_E if error else 0)
         m.hop_by_hop, m.end_to_end = req.hop_by_hop, req.end_to_end
-        m._items, m._groups, m._index, m.unknown_mandatory = items, None, None, []
+        m._items, m._groups, m._index, m._shapes, m.unknown_mandatory = items, None, None, None, []
         m._buf, m._keys, m._offs, m._start, m._end, m._depth = b"", [], [], 0, 0, 0
         return m
+
+    def _session_id_item(self) -> AvpItem | None:
+        """The first Session-Id as an item for an answer, or None. From a decoded message, the
+        AVP's octets as received (no conversion either way; a value that is not UTF-8 is echoed
+        octet for octet rather than failing the answer)."""
+        if self._items is None:
+            i = (self._index or self._first_index()).get(_SESSION_ID_KEY)
+            if i is None:
+                return None
+            buf = self._buf
+            off = self._offs[i]
+            length = _u32_from(buf, off + 4)[0] & 0xFFFFFF
+            raw = buf[off:off + length]
+            return raw + _PAD[length & 3] if length & 3 else raw
+        try:
+            value = self.get("Session-Id")
+        except DecodeError:
+            return self.raw("Session-Id")
+        return None if value is None else ("Session-Id", value)
 
     # -- header
 
@@ -790,7 +828,7 @@ class Message(AvpGroup):
             self._items = list(self.raw_avps())
         elif any(type(it) is bytes for it in self._items):
             self._items = list(_expand(self._items))
-            self._buf, self._keys, self._offs, self._groups, self._index = b"", [], [], None, None
+            self._buf, self._keys, self._offs, self._groups, self._index, self._shapes = b"", [], [], None, None, None
         return self._items
 
     def append(self, name: str, value: Any) -> None:

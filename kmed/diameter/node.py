@@ -7,6 +7,7 @@ Both are plain data, shared by the sans-I/O peer state machine and the asyncio e
 
 from __future__ import annotations
 
+import functools
 import random
 import time
 from collections.abc import Mapping
@@ -56,6 +57,15 @@ class LocalNode:
         # and the low order 20 bits to a random value"; then incremented.
         self._e2e_high = (self.origin_state_id & 0xFFF) << 20
         self._e2e_low = self.rng.getrandbits(20)
+
+    @functools.cached_property
+    def origin_avps(self) -> bytes:
+        """Origin-Host and Origin-Realm, encoded (RFC 6733 §6.3, §6.4). An answer that carries
+        these octets as one of its items is sent as it is; otherwise the peer layer looks for
+        the two AVPs in the encoded answer and adds the missing ones."""
+        from kmed.diameter.codec import encode_avps
+
+        return encode_avps([("Origin-Host", self.origin_host), ("Origin-Realm", self.origin_realm)])
 
     def next_end_to_end(self) -> int:
         """A fresh End-to-End Identifier (RFC 6733 §3), unique over ~4 minutes at 4k/s."""

@@ -796,7 +796,10 @@ class Peer:
         """The bytes of :meth:`send_answer` without the action list (hot path), or None if down."""
         if self.state is PeerState.DOWN:
             return None
-        return fill_missing(encode(answer), self._origin_avps)
+        data = encode(answer)
+        if answer.holds(self.node.origin_avps):
+            return data
+        return fill_missing(data, self._origin_avps)
 
     def disconnect(self, now: float, cause: int = REBOOTING) -> list[Action]:
         """Start an orderly shutdown: DPR with ``cause``, close on DPA or after ``dpa_timeout``
