@@ -24,7 +24,7 @@ from kmed import config as cfg
 from kmed import log as klog
 from kmed import systemd
 from kmed.diameter import dictionary as d
-from kmed.diameter.message import Message
+from kmed.diameter.message import DecodeError, Message
 from kmed.diameter.node import LocalNode, PeerInfo
 from kmed.hss.files import load_or_create_key
 from kmed.hss.groupcommit import CommitFailed, GroupCommitter
@@ -59,7 +59,11 @@ class HssService:
         if self.in_flight >= self.max_pending:
             # RFC 6733 §7.1.3: a protocol error; the peer may retry elsewhere or later.
             busy = self.handlers.result_answer(req, d.DIAMETER_TOO_BUSY)
-            event = {"event": req.name.lower(), "outcome": "too_busy", "imsi": req.get("User-Name")}
+            try:
+                imsi = req.get("User-Name")
+            except DecodeError:  # not UTF-8: still 3004 (the handlers would answer 5004)
+                imsi = None
+            event = {"event": req.name.lower(), "outcome": "too_busy", "imsi": imsi}
             self._log(event, busy, True, started)
             return busy
         out = self.handlers.handle(req, peer.origin_host)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -23,10 +24,13 @@ from typing import Any
 import pytest
 
 from kmed.bench.overload import OpenLoopS6a, _scrape, answers_by_code
+from kmed.diameter import codec
 from kmed.diameter import dictionary as d
+from kmed.diameter.message import Avp, Message
 from kmed.lab import DEFAULT_K, DEFAULT_OPC, Lab, free_port, kmed_argv, running_lab
 from kmed.load.labfile import load_toml, provision_range_args
 from kmed.load.procinfo import rss_kib
+from tests.security.test_hss_refusals import _cer, _read
 
 pytestmark = pytest.mark.timeout(300)
 COUNT = 300
@@ -110,3 +114,25 @@ def test_hss_answers_3004_beyond_max_pending_and_keeps_serving(lab: Lab) -> None
     assert set(light) == {d.DIAMETER_SUCCESS}, light
     after = answers_by_code(_scrape(port))
     assert after.get("3004", 0) - before.get("3004", 0) == heavy[d.DIAMETER_TOO_BUSY]
+
+
+def test_a_busy_hss_answers_3004_even_to_a_request_it_cannot_read(lab: Lab) -> None:
+    """A request with a User-Name that is not UTF-8, arriving while the HSS is busy, gets 3004
+    like any other (it used to raise in the busy path and get 5012 with a logged traceback)."""
+    good = Message.request("AIR", d.APP_S6A, [
+        ("Session-Id", "mme;busy"), ("User-Name", IMSI_FIRST), ("Visited-PLMN-Id", bytes.fromhex("00f110"))],
+        hop_by_hop=1, end_to_end=1)
+    bad = [Message.request("AIR", d.APP_S6A, [
+        ("Session-Id", f"mme;bad{i}"), Avp(1, 0, d.AVP_FLAG_M, b"\xff" * 15),
+        ("Visited-PLMN-Id", bytes.fromhex("00f110"))], hop_by_hop=2 + i, end_to_end=2 + i) for i in range(20)]
+    with socket.create_connection(("127.0.0.1", lab.hss_port), timeout=10) as s:
+        buf = bytearray()
+        s.sendall(_cer("mme.localdomain"))
+        cea = _read(s, buf)
+        assert cea is not None and cea.result_code() == d.DIAMETER_SUCCESS
+        s.sendall(codec.encode(good) + b"".join(codec.encode(m) for m in bad))  # one write: one loop turn
+        answers = [_read(s, buf) for _ in range(1 + len(bad))]
+    codes = {a.hop_by_hop: a.result_code() for a in answers if a is not None}
+    assert codes[1] == d.DIAMETER_SUCCESS
+    assert set(codes.values()) <= {d.DIAMETER_SUCCESS, d.DIAMETER_TOO_BUSY, d.DIAMETER_INVALID_AVP_VALUE}, codes
+    assert d.DIAMETER_TOO_BUSY in codes.values(), codes  # the AIR awaiting its commit made the HSS busy
