@@ -315,7 +315,7 @@ HSS_SCHEMA: Schema = {
         "kme_token_lifetime_s": opt(_float_range(1.0, 86400.0), 300.0, "a KME-Token older than this is refused"),
         "allowed_rat_types": opt(INT_LIST, [1004], "RAT-Type values accepted in ULR (1004 = EUTRAN)"),
         "enforce_pair_on_ulr": opt(BOOL, True, "ULR with an IMEI of a pair not allowed gets 5902"),
-        "max_pending": opt(_int_range(1, 1_000_000), 20000, "requests awaiting commit before 3004 TOO_BUSY"),
+        "max_pending": opt(_int_range(1, 1_000_000), 1024, "requests awaiting commit before 3004 TOO_BUSY"),
         "commit_batch": opt(_int_range(1, 100_000), 1024, "most requests per group commit"),
     },
     "log": LOG_SECTION,
