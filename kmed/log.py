@@ -7,10 +7,12 @@ KME, CK/IK, KASME, private keys) whatever a caller passes.
 
 from __future__ import annotations
 
+import datetime
 import io
 import logging
 import sys
 import threading
+import time
 from collections.abc import MutableMapping
 from pathlib import Path
 from typing import Any, TextIO, cast
@@ -85,29 +87,100 @@ class LogFile(io.TextIOBase):
             self._file.close()
 
 
-def _orjson_dumps(obj: Any, default: Any = None) -> str:
-    return orjson.dumps(obj, default=default or str).decode()
+#: Event-dict keys known not to be secrets (grows as keys are seen; bounded).
+_SAFE_KEYS: set[str] = set()
+_SAFE_KEYS_MAX = 4096
+#: ``add_log_level``'s names for the methods that are not levels themselves.
+_LEVEL_OF = {"warn": "warning", "exception": "error", "failure": "error", "err": "error", "fatal": "critical"}
+
+
+def _drop_secrets(event: MutableMapping[str, Any]) -> None:
+    """Delete secret fields (:data:`SECRET_FIELDS`, any case); keys seen safe before cost one
+    set operation for the whole event."""
+    if _SAFE_KEYS.issuperset(event):
+        return
+    for name in [n for n in event if n not in _SAFE_KEYS]:
+        if name.lower() in SECRET_FIELDS:
+            del event[name]
+        elif len(_SAFE_KEYS) < _SAFE_KEYS_MAX:
+            _SAFE_KEYS.add(name)
+
+
+class _Clock:
+    """ISO 8601 UTC timestamps (``2026-01-02T03:04:05.678Z``) to the millisecond, each
+    formatted once: the lines of one millisecond share it."""
+
+    __slots__ = ("_ms", "_second", "_seconds_text", "_text")
+
+    def __init__(self) -> None:
+        self._ms = self._second = -1
+        self._seconds_text = self._text = ""
+
+    def now(self) -> str:
+        ms = int(time.time() * 1000)
+        if ms != self._ms:
+            second, frac = divmod(ms, 1000)
+            if second != self._second:
+                when = datetime.datetime.fromtimestamp(second, datetime.UTC)
+                self._seconds_text, self._second = when.strftime("%Y-%m-%dT%H:%M:%S"), second
+            self._text, self._ms = f"{self._seconds_text}.{frac:03d}Z", ms
+        return self._text
+
+
+_clock = _Clock()
+
+
+def render_json(_logger: Any, method: str, event: MutableMapping[str, Any]) -> str:
+    """structlog processor doing, in one call, what ``add_log_level``, ``TimeStamper(fmt="iso",
+    utc=True)`` (to the millisecond), :func:`redact_secrets` and ``JSONRenderer`` (orjson) do in
+    four: one JSON line."""
+    event["level"] = _LEVEL_OF.get(method, method)
+    event["timestamp"] = _clock.now()
+    _drop_secrets(event)
+    return orjson.dumps(event, default=str).decode()
+
+
+class LineLogger:
+    """structlog's logger for :func:`setup`: writes each rendered line with one ``write`` and
+    asks the stream to ``flush`` (a :class:`kmed.hss.logstream.LoopFlushedStream` defers it to
+    the end of the event-loop iteration). Lines from several threads do not interleave."""
+
+    def __init__(self, file: TextIO | io.TextIOBase) -> None:
+        self._file = file
+        self._lock = threading.Lock()
+
+    def msg(self, message: str) -> None:
+        with self._lock:
+            self._file.write(message + "\n")
+            self._file.flush()
+
+    debug = info = warning = warn = error = err = critical = fatal = exception = failure = log = msg
 
 
 def setup(level: str = "info", fmt: str = "json", stream: TextIO | io.TextIOBase | None = None) -> None:
-    """Configure structlog for the process; call once at daemon start (and on SIGHUP)."""
+    """Configure structlog for the process; call once at daemon start (and on SIGHUP).
+
+    ``json``: one processor (:func:`render_json`) and a :class:`LineLogger`: about a third of
+    the cost of the usual chain per line, which matters for daemons logging per request.
+    ``console``: structlog's chain and console renderer."""
     lvl = getattr(logging, level.upper(), logging.INFO)
-    renderer: Any
+    out = cast(TextIO, stream or sys.stderr)
     if fmt == "console":
-        renderer = structlog.dev.ConsoleRenderer(colors=False)
-    else:
-        renderer = structlog.processors.JSONRenderer(serializer=_orjson_dumps)
-    structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
+        processors: list[Any] = [
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             redact_secrets,
-            renderer,
-        ],
+            structlog.dev.ConsoleRenderer(colors=False),
+        ]
+        factory: Any = structlog.PrintLoggerFactory(file=out)
+    else:
+        processors = [render_json]
+        logger = LineLogger(out)
+        factory = lambda *_args: logger  # noqa: E731 (one logger per stream)
+    structlog.configure(
+        processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(lvl),
-        # PrintLogger only calls write() and flush(): a TextIOBase stream (LogFile) is enough.
-        logger_factory=structlog.PrintLoggerFactory(file=cast(TextIO, stream or sys.stderr)),
+        logger_factory=factory,
         cache_logger_on_first_use=False,
     )
 
