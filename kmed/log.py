@@ -157,11 +157,46 @@ class LineLogger:
     debug = info = warning = warn = error = err = critical = fatal = exception = failure = log = msg
 
 
+_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR,
+           "critical": logging.CRITICAL}
+_ALIASES = {"warn": "warning", "fatal": "critical", "msg": "info"}
+
+
+def _line_method(name: str) -> Any:
+    """A log method going straight to the processors and the logger (structlog's passes the
+    keywords on three times and checks the renderer's result type per call)."""
+
+    def meth(self: Any, event: str, *args: Any, **kw: Any) -> Any:
+        ev = self._context.copy()
+        ev.update(kw)
+        if args:  # %-interpolation as structlog does it
+            event = event % (args[0] if len(args) == 1 and isinstance(args[0], dict) else args)
+        ev["event"] = event
+        try:
+            for proc in self._processors:
+                ev = proc(self._logger, name, ev)
+        except structlog.DropEvent:
+            return None
+        return self._logger.msg(ev)
+
+    meth.__name__ = name
+    return meth
+
+
+def _wrapper_class(level: int) -> type[Any]:
+    """structlog's filtering bound logger for ``level`` with the enabled methods replaced by
+    :func:`_line_method` (for a processor chain ending in a renderer, as :func:`setup` makes)."""
+    base = structlog.make_filtering_bound_logger(level)
+    methods = {name: _line_method(name) for name, lvl in _LEVELS.items() if lvl >= level}
+    methods.update({alias: methods[name] for alias, name in _ALIASES.items() if name in methods})
+    return type(f"{base.__name__}Lines", (base,), methods)
+
+
 def setup(level: str = "info", fmt: str = "json", stream: TextIO | io.TextIOBase | None = None) -> None:
     """Configure structlog for the process; call once at daemon start (and on SIGHUP).
 
-    ``json``: one processor (:func:`render_json`) and a :class:`LineLogger`: about a third of
-    the cost of the usual chain per line, which matters for daemons logging per request.
+    ``json``: one processor (:func:`render_json`), a :class:`LineLogger` and lean log methods:
+    about half the cost of structlog's usual chain per line (daemons log per request).
     ``console``: structlog's chain and console renderer."""
     lvl = getattr(logging, level.upper(), logging.INFO)
     out = cast(TextIO, stream or sys.stderr)
@@ -173,13 +208,15 @@ def setup(level: str = "info", fmt: str = "json", stream: TextIO | io.TextIOBase
             structlog.dev.ConsoleRenderer(colors=False),
         ]
         factory: Any = structlog.PrintLoggerFactory(file=out)
+        wrapper: type[Any] = structlog.make_filtering_bound_logger(lvl)
     else:
         processors = [render_json]
         logger = LineLogger(out)
         factory = lambda *_args: logger  # noqa: E731 (one logger per stream)
+        wrapper = _wrapper_class(lvl)
     structlog.configure(
         processors=processors,
-        wrapper_class=structlog.make_filtering_bound_logger(lvl),
+        wrapper_class=wrapper,
         logger_factory=factory,
         cache_logger_on_first_use=False,
     )

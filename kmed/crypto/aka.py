@@ -11,8 +11,8 @@ import secrets
 from dataclasses import dataclass
 
 from kmed.crypto._check import octets, uint
-from kmed.crypto.kdf import kasme as derive_kasme
-from kmed.crypto.milenage import milenage
+from kmed.crypto.kdf import kasme_checked
+from kmed.crypto.milenage import key as milenage_key
 
 __all__ = [
     "AMF_SEPARATION_BIT",
@@ -28,6 +28,7 @@ __all__ = [
 #: TS 33.401 §6.1.2 / TS 33.102 Annex H: AMF bit 0 ("separation bit") is 1 in E-UTRAN vectors.
 AMF_SEPARATION_BIT = 0x8000
 _RESYNC_AMF = bytes(2)  # TS 33.102 §6.3.3: MAC-S is f1* with a dummy AMF of all zeros
+_ZERO_SQN = bytes(6)
 _SQN_BITS = 48
 
 
@@ -82,19 +83,21 @@ def generate_eutran_vector(
     amf = octets("amf", amf, 2)
     plmn_id = octets("plmn_id", plmn_id, 3)
     rand = secrets.token_bytes(16) if rand is None else octets("rand", rand, 16)
-    amf = (int.from_bytes(amf, "big") | AMF_SEPARATION_BIT).to_bytes(2, "big")
+    if not amf[0] & 0x80:
+        amf = bytes((amf[0] | 0x80, amf[1]))  # AMF_SEPARATION_BIT
     sqn_b = sqn.to_bytes(6, "big")
-    m = milenage(k, opc, rand, sqn_b, amf)
-    conc = _xor(sqn_b, m.ak)
+    o = milenage_key(k, opc).outputs(rand, sqn_b, amf)  # OUT1..OUT5, see MilenageKey.outputs
+    conc = (sqn ^ int.from_bytes(o[16:22], "big")).to_bytes(6, "big")
+    ck, ik = o[32:48], o[48:64]
     return EutranVector(
         rand=rand,
-        xres=m.res,
-        autn=conc + amf + m.mac_a,
-        kasme=derive_kasme(m.ck, m.ik, plmn_id, conc),
-        ck=m.ck,
-        ik=m.ik,
+        xres=o[24:32],
+        autn=conc + amf + o[:8],
+        kasme=kasme_checked(o[32:64], plmn_id, conc),
+        ck=ck,
+        ik=ik,
         sqn=sqn,
-        ak=m.ak,
+        ak=o[16:22],
     )
 
 
@@ -104,20 +107,21 @@ def check_autn(k: bytes, opc: bytes, rand: bytes, autn: bytes) -> AutnResult:
     rand = octets("rand", rand, 16)
     autn = octets("autn", autn, 16)
     conc, amf, mac_a = autn[:6], autn[6:8], autn[8:]
-    ak = milenage(k, opc, rand, bytes(6), amf).ak  # f5 does not depend on SQN
+    mk = milenage_key(k, opc)
+    ak = mk.outputs(rand, _ZERO_SQN, amf)[16:22]  # f5 does not depend on SQN
     sqn_b = _xor(conc, ak)
-    m = milenage(k, opc, rand, sqn_b, amf)
-    if not hmac.compare_digest(m.mac_a, mac_a):
+    o = mk.outputs(rand, sqn_b, amf)
+    if not hmac.compare_digest(o[:8], mac_a):
         raise MacFailure("MAC-A in AUTN does not verify")
-    return AutnResult(sqn=int.from_bytes(sqn_b, "big"), amf=amf, res=m.res, ck=m.ck, ik=m.ik)
+    return AutnResult(sqn=int.from_bytes(sqn_b, "big"), amf=amf, res=o[24:32], ck=o[32:48], ik=o[48:64])
 
 
 def make_auts(k: bytes, opc: bytes, rand: bytes, sqn_ms: int) -> bytes:
     """USIM side (TS 33.102 §6.3.3): AUTS = SQN_MS ⊕ AK* ‖ MAC-S (14 octets),
     MAC-S = f1*(K, SQN_MS, RAND, AMF = 0x0000)."""
     sqn_b = uint("sqn_ms", sqn_ms, _SQN_BITS).to_bytes(6, "big")
-    m = milenage(k, opc, rand, sqn_b, _RESYNC_AMF)
-    return _xor(sqn_b, m.ak_star) + m.mac_s
+    o = milenage_key(k, opc).outputs(octets("rand", rand, 16), sqn_b, _RESYNC_AMF)
+    return _xor(sqn_b, o[64:70]) + o[8:16]
 
 
 def verify_auts(k: bytes, opc: bytes, rand: bytes, auts: bytes) -> int:
@@ -126,9 +130,9 @@ def verify_auts(k: bytes, opc: bytes, rand: bytes, auts: bytes) -> int:
     rand = octets("rand", rand, 16)
     auts = octets("auts", auts, 14)
     conc, mac_s = auts[:6], auts[6:]
-    ak_star = milenage(k, opc, rand, bytes(6), _RESYNC_AMF).ak_star  # f5* does not depend on SQN
+    mk = milenage_key(k, opc)
+    ak_star = mk.outputs(rand, _ZERO_SQN, _RESYNC_AMF)[64:70]  # f5* does not depend on SQN
     sqn_b = _xor(conc, ak_star)
-    m = milenage(k, opc, rand, sqn_b, _RESYNC_AMF)
-    if not hmac.compare_digest(m.mac_s, mac_s):
+    if not hmac.compare_digest(mk.outputs(rand, sqn_b, _RESYNC_AMF)[8:16], mac_s):
         raise MacFailure("MAC-S in AUTS does not verify")
     return int.from_bytes(sqn_b, "big")

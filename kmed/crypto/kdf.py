@@ -26,6 +26,7 @@ __all__ = [
     "FC_NAS_ALG",
     "fc_octets",
     "kasme",
+    "kasme_checked",
     "kdf",
     "nas_keys",
     "plmn_id",
@@ -77,11 +78,17 @@ def kdf(key: bytes, fc: int, *params: bytes) -> bytes:
 
 def kasme(ck: bytes, ik: bytes, plmn_id: bytes, sqn_xor_ak: bytes) -> bytes:
     """KASME (TS 33.401 A.2): KDF(CK ‖ IK, 0x10, SN id, SQN ⊕ AK) → 32 octets."""
-    ck = octets("ck", ck, 16)
-    ik = octets("ik", ik, 16)
-    plmn_id = octets("plmn_id", plmn_id, 3)
-    sqn_xor_ak = octets("sqn_xor_ak", sqn_xor_ak, 6)
-    return kdf(ck + ik, FC_KASME, plmn_id, sqn_xor_ak)
+    return kasme_checked(octets("ck", ck, 16) + octets("ik", ik, 16), octets("plmn_id", plmn_id, 3),
+                         octets("sqn_xor_ak", sqn_xor_ak, 6))
+
+
+_KASME_FC = fc_octets(FC_KASME)
+
+
+def kasme_checked(ck_ik: bytes, plmn_id: bytes, sqn_xor_ak: bytes) -> bytes:
+    """:func:`kasme` for arguments already checked (CK ‖ IK 32 octets, SN id 3, SQN ⊕ AK 6): S
+    written out, L0 = 3 and L1 = 6 (TS 33.401 A.2), for the HSS's per-vector path."""
+    return hmac.digest(ck_ik, _KASME_FC + plmn_id + b"\x00\x03" + sqn_xor_ak + b"\x00\x06", "sha256")
 
 
 def nas_keys(kasme: bytes, enc_alg: int, int_alg: int) -> tuple[bytes, bytes]:

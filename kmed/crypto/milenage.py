@@ -13,13 +13,9 @@ from dataclasses import dataclass
 from kmed.crypto._aes import new_ecb
 from kmed.crypto._check import octets
 
-__all__ = ["Milenage", "MilenageKey", "milenage", "opc_from_op"]
+__all__ = ["Milenage", "MilenageKey", "key", "milenage", "opc_from_op"]
 
 _MASK128 = (1 << 128) - 1
-
-def _rot(x: int, r: int) -> int:
-    """Cyclic left rotation of a 128-bit value by ``r`` bits (TS 35.206 §4.1, rot(x, r))."""
-    return ((x << r) | (x >> (128 - r))) & _MASK128 if r else x
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,35 +55,32 @@ class MilenageKey:
 
     def compute(self, rand: bytes, sqn: bytes, amf: bytes) -> Milenage:
         """All of f1, f1*, f2–f5, f5* for one RAND, SQN (6 octets), AMF (2 octets)."""
-        rand = octets("rand", rand, 16)
-        sqn = octets("sqn", sqn, 6)
-        amf = octets("amf", amf, 2)
+        o = self.outputs(octets("rand", rand, 16), octets("sqn", sqn, 6), octets("amf", amf, 2))
+        return Milenage(mac_a=o[:8], mac_s=o[8:16], res=o[24:32], ck=o[32:48], ik=o[48:64], ak=o[16:22],
+                        ak_star=o[64:70])
+
+    def outputs(self, rand: bytes, sqn: bytes, amf: bytes) -> bytes:
+        """OUT1 ‖ OUT2 ‖ OUT3 ‖ OUT4 ‖ OUT5 (80 octets) for arguments already checked (RAND 16,
+        SQN 6, AMF 2 octets): MAC-A = [0:8], MAC-S = [8:16], AK = [16:22], RES = [24:32],
+        CK = [32:48], IK = [48:64], AK* = [64:70] (TS 35.206 §4.1). The hot path of
+        :mod:`kmed.crypto.aka`, without building a :class:`Milenage`."""
         opc = self._opc
         enc = self._enc.update
         temp = int.from_bytes(enc((int.from_bytes(rand, "big") ^ opc).to_bytes(16, "big")), "big")
-        in1 = int.from_bytes(sqn + amf + sqn + amf, "big")
+        x = int.from_bytes(sqn + amf + sqn + amf, "big") ^ opc
         t = temp ^ opc
         # TS 35.206 §4.1: OUT1 = E[TEMP xor rot(IN1 xor OPc, r1) xor c1] xor OPc;
         # OUTi = E[rot(TEMP xor OPc, ri) xor ci] xor OPc for i = 2..5. All five in one call.
+        # Rotations by 32, 64 and 96 bits of a 128-bit block, inlined (r1 = r4 = 64, r3 = 32, r5 = 96).
+        t64 = ((t << 64) | (t >> 64)) & _MASK128
         blocks = (
-            (temp ^ _rot(in1 ^ opc, 64)).to_bytes(16, "big")  # r1 = 64, c1 = 0
+            (temp ^ ((x << 64) | (x >> 64)) & _MASK128).to_bytes(16, "big")  # c1 = 0
             + (t ^ 1).to_bytes(16, "big")  # r2 = 0, c2 = 1
-            + (_rot(t, 32) ^ 2).to_bytes(16, "big")  # r3 = 32, c3 = 2
-            + (_rot(t, 64) ^ 4).to_bytes(16, "big")  # r4 = 64, c4 = 4
-            + (_rot(t, 96) ^ 8).to_bytes(16, "big")  # r5 = 96, c5 = 8
+            + ((((t << 32) | (t >> 96)) & _MASK128) ^ 2).to_bytes(16, "big")  # c3 = 2
+            + (t64 ^ 4).to_bytes(16, "big")  # c4 = 4
+            + ((((t << 96) | (t >> 32)) & _MASK128) ^ 8).to_bytes(16, "big")  # c5 = 8
         )
-        out = int.from_bytes(enc(blocks), "big") ^ self._opc5
-        o = out.to_bytes(80, "big")
-        o1, o2, o3, o4, o5 = o[:16], o[16:32], o[32:48], o[48:64], o[64:]
-        return Milenage(
-            mac_a=o1[:8],
-            mac_s=o1[8:],
-            res=o2[8:],
-            ck=o3,
-            ik=o4,
-            ak=o2[:6],
-            ak_star=o5[:6],
-        )
+        return (int.from_bytes(enc(blocks), "big") ^ self._opc5).to_bytes(80, "big")
 
 
 _CACHE_SIZE = 1024
@@ -96,17 +89,20 @@ _cache: OrderedDict[tuple[bytes, bytes], MilenageKey] = OrderedDict()
 
 def _key(k: bytes, opc: bytes) -> MilenageKey:
     """A :class:`MilenageKey` from a small LRU keyed by (K, OPc)."""
-    k = octets("k", k, 16)
-    opc = octets("opc", opc, 16)
-    entry = _cache.get((k, opc))
+    key = (octets("k", k, 16), octets("opc", opc, 16))
+    entry = _cache.get(key)
     if entry is None:
-        entry = MilenageKey(k, opc)
-        _cache[(k, opc)] = entry
+        entry = _cache[key] = MilenageKey(*key)
         if len(_cache) > _CACHE_SIZE:
             _cache.popitem(last=False)
     else:
-        _cache.move_to_end((k, opc))
+        _cache.move_to_end(key)
     return entry
+
+
+def key(k: bytes, opc: bytes) -> MilenageKey:
+    """The :class:`MilenageKey` for (K, OPc) from the module's LRU (K and OPc checked)."""
+    return _key(k, opc)
 
 
 def milenage(k: bytes, opc: bytes, rand: bytes, sqn: bytes, amf: bytes) -> Milenage:

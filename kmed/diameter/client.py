@@ -15,6 +15,7 @@ import asyncio
 import random
 import ssl
 from collections.abc import Iterable
+from typing import Any
 
 from kmed import log as klog
 from kmed.config import Endpoint
@@ -165,7 +166,7 @@ class DiameterClient:
         self.rng = rng or random.Random()
         self.log = klog.get("diameter", origin_host=node.origin_host)
         self.closing = False
-        self.tasks: set[asyncio.Task[None]] = set()
+        self.tasks: set[asyncio.Future[Any]] = set()
         self._slots = [_Slot(self, ep) for ep in self.endpoints]
         self._ready: asyncio.Event | None = None
         self._orphans: list[Pending] = []

@@ -13,6 +13,7 @@ import asyncio
 import socket
 import ssl
 from collections.abc import Iterable
+from typing import Any
 
 from kmed import log as klog
 from kmed.config import Endpoint
@@ -44,7 +45,7 @@ class DiameterServer:
         self.ssl_context = ssl_context
         self._servers: list[tuple[Endpoint, asyncio.Server]] = []
         self._conns: set[PeerConnection] = set()  # every accepted connection until it closes
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Future[Any]] = set()  # answers not sent yet (tasks and futures)
         self._accepting = False
         self._log = klog.get("diameter", origin_host=node.origin_host)
 

@@ -20,6 +20,7 @@ import inspect
 import socket
 import ssl
 from collections.abc import Awaitable, Callable, Mapping
+from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from kmed import log as klog
@@ -337,12 +338,14 @@ class RequestTimeout(TimeoutError):
 
 
 def dispatch_request(conn: PeerConnection, msg: Message, handler: Handler | None,
-                     tasks: set[asyncio.Task[None]], node: LocalNode) -> None:
+                     tasks: set[asyncio.Future[Any]], node: LocalNode) -> None:
     """Run the application ``handler`` on ``msg`` and send its answer on ``conn``.
 
     A handler that raises or returns something else than a Message gets the request answered
-    with 5012 DIAMETER_UNABLE_TO_COMPLY and a log line, never a dropped connection. Awaitable
-    results run as tasks kept in ``tasks`` (so a server can wait for them when stopping).
+    with 5012 DIAMETER_UNABLE_TO_COMPLY and a log line, never a dropped connection. An
+    ``asyncio.Future`` result is answered from its done callback (no task: the cheap way for a
+    handler whose answer waits on something, e.g. a commit); other awaitables run as tasks.
+    Both are kept in ``tasks`` until done (so a server can wait for them when stopping).
     """
     info = conn.info
     if handler is None or info is None:
@@ -356,6 +359,9 @@ def dispatch_request(conn: PeerConnection, msg: Message, handler: Handler | None
         return
     if isinstance(result, Message):
         conn.send_answer(result)
+    elif asyncio.isfuture(result):
+        tasks.add(result)
+        result.add_done_callback(partial(_future_done, conn, msg, info, node, tasks))
     elif inspect.isawaitable(result):
         task = asyncio.ensure_future(_await_answer(conn, msg, result, info, node))
         tasks.add(task)
@@ -365,6 +371,21 @@ def dispatch_request(conn: PeerConnection, msg: Message, handler: Handler | None
         conn.send_answer(_unable(msg, node, d.DIAMETER_UNABLE_TO_COMPLY))
 
 
+def _future_done(conn: PeerConnection, msg: Message, info: PeerInfo, node: LocalNode,
+                 tasks: set[asyncio.Future[Any]], fut: asyncio.Future[Any]) -> None:
+    tasks.discard(fut)
+    if fut.cancelled():  # the server is stopping: no answer
+        return
+    exc = fut.exception()
+    if exc is not None:
+        _log.error("diameter_handler_failed", command=msg.name, peer=info.origin_host,
+                   error=f"{type(exc).__name__}: {exc}")
+        answer: Any = None
+    else:
+        answer = fut.result()
+    conn.send_answer(_checked(answer, msg, node))
+
+
 async def _await_answer(conn: PeerConnection, msg: Message, result: Awaitable[Any], info: PeerInfo,
                         node: LocalNode) -> None:
     try:
@@ -372,11 +393,16 @@ async def _await_answer(conn: PeerConnection, msg: Message, result: Awaitable[An
     except Exception:
         _log.exception("diameter_handler_failed", command=msg.name, peer=info.origin_host)
         answer = None
-    if not isinstance(answer, Message):
-        if answer is not None:
-            _log.error("diameter_handler_bad_result", command=msg.name, result=type(answer).__name__)
-        answer = _unable(msg, node, d.DIAMETER_UNABLE_TO_COMPLY)
-    conn.send_answer(answer)
+    conn.send_answer(_checked(answer, msg, node))
+
+
+def _checked(answer: Any, msg: Message, node: LocalNode) -> Message:
+    """``answer`` if it is a Message, else (logged unless None) 5012 DIAMETER_UNABLE_TO_COMPLY."""
+    if isinstance(answer, Message):
+        return answer
+    if answer is not None:
+        _log.error("diameter_handler_bad_result", command=msg.name, result=type(answer).__name__)
+    return _unable(msg, node, d.DIAMETER_UNABLE_TO_COMPLY)
 
 
 def _unable(req: Message, node: LocalNode, code: int) -> Message:

@@ -17,6 +17,7 @@ import signal
 import sys
 import time
 from collections.abc import Awaitable
+from functools import partial
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -71,30 +72,35 @@ class HssService:
             self._log(out.event, out.answer, False, started)
             return out.answer
         self.in_flight += 1
-        return self._commit(req, out, self.committer.submit(out.writes), started)
+        # The answer is a future resolved from the commit's callback: no task per request
+        # (kmed.diameter.transport.dispatch_request answers futures from their done callback).
+        answer: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
+        self.committer.submit_with(out.writes, partial(self._committed, req, out, answer, started))
+        return answer
 
-    async def _commit(self, req: Message, out: Outcome, committed: asyncio.Future[list[bool]],
-                      started: float) -> Message:
+    def _committed(self, req: Message, out: Outcome, answer_fut: asyncio.Future[Message], started: float,
+                   result: list[bool] | CommitFailed) -> None:
+        """The writes of ``out`` are committed (or failed): settle, log, resolve the answer."""
+        self.in_flight -= 1
+        if out.reserved is not None:
+            self.handlers.ledger.settle(out.reserved)
         answer = out.answer
-        try:
-            flags = await committed
-            if out.refused is not None and not all(flags):
-                answer = out.refused
-                out.event["outcome"] = "kme_refused_newer_held"
-        except CommitFailed as exc:
+        if isinstance(result, CommitFailed):
             out.event["outcome"] = "store_error"
-            out.event["error"] = str(exc)
+            out.event["error"] = str(result)
             if req.command_code == d.CMD_AIR:  # TS 29.272 §5.2.3.1.3: e.g. a database error
                 answer = self.handlers.experimental_answer(
                     req, d.VENDOR_3GPP, d.DIAMETER_AUTHENTICATION_DATA_UNAVAILABLE)
             else:
                 answer = self.handlers.result_answer(req, d.DIAMETER_UNABLE_TO_COMPLY)
+        elif out.refused is not None and not all(result):
+            answer = out.refused
+            out.event["outcome"] = "kme_refused_newer_held"
+        try:
+            self._log(out.event, answer, answer is not out.answer, started)
         finally:
-            self.in_flight -= 1
-            if out.reserved is not None:
-                self.handlers.ledger.settle(out.reserved)
-        self._log(out.event, answer, answer is not out.answer, started)
-        return answer
+            if not answer_fut.done():
+                answer_fut.set_result(answer)
 
     def _log(self, event: dict[str, Any], answer: Message, replaced: bool, started: float) -> None:
         """One log line per request (``replaced``: the answer is not the handler's own)."""

@@ -21,7 +21,9 @@ from collections.abc import Callable, Sequence
 
 from kmed.hss.store import Store, Write, WriteRejected
 
-_Item = tuple[Sequence[Write], "asyncio.Future[list[bool]]"]
+#: A commit's callback: gets one flag per write, or the :class:`CommitFailed` error.
+OnDone = Callable[["list[bool] | CommitFailed"], None]
+_Item = tuple[Sequence[Write], "asyncio.Future[list[bool]] | OnDone"]
 
 
 class CommitFailed(Exception):
@@ -67,16 +69,31 @@ class GroupCommitter:
         fut: asyncio.Future[list[bool]] = self._loop.create_future()
         if not writes:
             fut.set_result([])
-            return fut
-        if self._closing:
+        elif self._closing:
             fut.set_exception(CommitFailed("the store is closing"))
-            return fut
+        else:
+            self._stage((writes, fut))
+        return fut
+
+    def submit_with(self, writes: Sequence[Write], on_done: OnDone) -> None:
+        """Queue ``writes`` like :meth:`submit`; ``on_done`` is called on the event loop after
+        the commit with one flag per write, or with the :class:`CommitFailed` error (no future:
+        the cheaper way when the caller has its own)."""
+        assert self._loop is not None, "start() first"
+        if not writes:
+            self._loop.call_soon(on_done, [])
+        elif self._closing:
+            self._loop.call_soon(on_done, CommitFailed("the store is closing"))
+        else:
+            self._stage((writes, on_done))
+
+    def _stage(self, item: _Item) -> None:
         # Staged on the loop thread and handed to the writer once per loop iteration: one
         # lock and one wake-up for all the requests a burst of received data produced.
-        self._staged.append((writes, fut))
+        self._staged.append(item)
         if len(self._staged) == 1:
+            assert self._loop is not None
             self._loop.call_soon(self._hand_over)
-        return fut
 
     def _hand_over(self) -> None:
         staged, self._staged = self._staged, []
@@ -147,10 +164,16 @@ class GroupCommitter:
 
 
 def _resolve(batch: list[_Item], outcomes: list[list[bool] | BaseException]) -> None:
-    for (_, fut), outcome in zip(batch, outcomes, strict=True):
-        if fut.done():
+    for (_, target), outcome in zip(batch, outcomes, strict=True):
+        if not isinstance(target, asyncio.Future):
+            try:
+                target(outcome)  # type: ignore[arg-type]  # CommitFailed is the only exception
+            except Exception as exc:  # one broken callback must not leave the others unresolved
+                asyncio.get_running_loop().call_exception_handler(
+                    {"message": "group commit callback failed", "exception": exc})
+        elif target.done():
             continue
-        if isinstance(outcome, BaseException):
-            fut.set_exception(outcome)
+        elif isinstance(outcome, BaseException):
+            target.set_exception(outcome)
         else:
-            fut.set_result(outcome)
+            target.set_result(outcome)

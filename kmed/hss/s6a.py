@@ -21,13 +21,14 @@ from kmed.crypto import aka, ecies
 from kmed.crypto import kme as kmefn
 from kmed.crypto.devkeys import luhn_digit
 from kmed.diameter import dictionary as d
+from kmed.diameter.codec import encode_avps
 from kmed.diameter.message import AvpGroup, DecodeError, Message
+from kmed.diameter.s6a import VSAI, answer_head, authentication_info
 from kmed.hss.sqn import SqnExhausted, SqnLedger, SqnScheme
 from kmed.hss.store import AuditKme, SetLocation, SetSqn, StoreKme, StoreReader, Write
 from kmed.hss.token import TokenInvalid, make_token, verify_token
 
 _SCHEME_CODE = {"A": d.KME_SCHEME_ECIES_PROFILE_A, "B": d.KME_SCHEME_ECIES_PROFILE_B}
-_VSAI = ("Vendor-Specific-Application-Id", [("Vendor-Id", d.VENDOR_3GPP), ("Auth-Application-Id", d.APP_S6A)])
 _NO_STATE = ("Auth-Session-State", d.AUTH_SESSION_STATE_NO_STATE_MAINTAINED)
 _BINDING_NAMES = dict(d.avp("KME-Binding").values)
 _STATUS_NAMES = dict(d.avp("KME-Status").values)
@@ -112,6 +113,9 @@ class S6aHandlers:
         self.scheme = SqnScheme(self.policy.ind_bits)
         self._token_key = token_key
         self._origin = [("Origin-Host", origin_host), ("Origin-Realm", origin_realm)]
+        # Encoded once (equal to the server node's LocalNode.origin_avps: the peer layer then
+        # sends the answer as it is, without looking for Origin-Host and Origin-Realm).
+        self._origin_avps = encode_avps(self._origin)
         self._clock_us = clock_us
         self._last_issued = 0
         self._lifetime_us = int(self.policy.kme_token_lifetime_s * 1_000_000)
@@ -147,7 +151,7 @@ class S6aHandlers:
 
     def result_answer(self, req: Message, code: int, failed: list[Any] | None = None) -> Message:
         """An answer with Result-Code ``code`` (E bit for 3xxx) and an optional Failed-AVP."""
-        avps: list[Any] = [_VSAI, ("Result-Code", code), _NO_STATE, *self._origin]
+        avps: list[Any] = [answer_head(code), self._origin_avps]
         if failed:
             avps.append(("Failed-AVP", failed))
         return Message.answer_to(req, avps, error=d.is_protocol_error(code))
@@ -155,7 +159,7 @@ class S6aHandlers:
     def experimental_answer(self, req: Message, vendor: int, code: int) -> Message:
         """An answer with Experimental-Result {Vendor-Id, Experimental-Result-Code}."""
         er = ("Experimental-Result", [("Vendor-Id", vendor), ("Experimental-Result-Code", code)])
-        return Message.answer_to(req, [_VSAI, er, _NO_STATE, *self._origin])
+        return Message.answer_to(req, [VSAI, er, _NO_STATE, self._origin_avps])
 
     def _missing(self, req: Message, example: tuple[str, Any]) -> _Reject:
         """5005 DIAMETER_MISSING_AVP with an example of the missing AVP (RFC 6733 §7.5)."""
@@ -240,12 +244,13 @@ class S6aHandlers:
             writes: list[Write] = []
             kme_avps: list[Any] = []
             bind_key: bytes | None
+            status = None
             if step == 4:
                 bind_key, binding = self._issue_kme(req, imsi, peer, writes, kme_avps)
                 outcome = "kme_issued"
             else:
                 bind_key, binding, status = self._check_kme(req, check, sub.kme.kme if sub.kme else None)
-                kme_avps.append(("KME-Status", status))
+                kme_avps.append(_KME_STATUS_AVP[status])
             try:
                 sqns = self.scheme.allocate(sqn_he, count)
             except SqnExhausted:
@@ -257,20 +262,16 @@ class S6aHandlers:
             for i, sqn in enumerate(sqns, 1):
                 v = aka.generate_eutran_vector(sub.k, sub.opc, sqn, sub.amf, plmn)
                 kasme = v.kasme if bind_key is None else kmefn.bound_kasme(v.kasme, bind_key)
-                vectors.append(("E-UTRAN-Vector", [
-                    ("Item-Number", i), ("RAND", v.rand), ("XRES", v.xres), ("AUTN", v.autn),
-                    ("KASME", kasme), ("KME-Binding", binding),
-                ]))
+                vectors.append((i, v.rand, v.xres, v.autn, kasme, binding))
             self.ledger.reserve(imsi, sqns[-1])
             writes.append(SetSqn(imsi, sqns[-1]))
             answer = Message.answer_to(req, [
-                _VSAI, ("Result-Code", d.DIAMETER_SUCCESS), _NO_STATE, *self._origin,
-                ("Authentication-Info", vectors), *kme_avps,
+                _SUCCESS_HEAD, self._origin_avps, authentication_info(vectors), *kme_avps,
             ])
             event = {"event": "air", "outcome": outcome, "imsi": imsi, "step": step, "vectors": count,
                      "sqn": sqns[-1], "kme_binding": _BINDING_NAMES[binding], "result": _SUCCESS}
-            if step == 2:
-                event["kme_status"] = _STATUS_NAMES[kme_avps[0][1]]
+            if status is not None:
+                event["kme_status"] = _STATUS_NAMES[status]
             return Outcome(answer, writes, reserved=imsi, event=event)
         except _Reject as rej:
             event = self._event(req, rej.outcome, rej.answer, imsi=imsi, step=step)
@@ -380,12 +381,9 @@ class S6aHandlers:
             origin_host = req.get("Origin-Host") or peer
             origin_realm = req.get("Origin-Realm") or ""
             writes.append(SetLocation(imsi, origin_host, origin_realm, plmn, rat, imei, sv, self._clock_us()))
-            avps: list[Any] = [
-                _VSAI, ("Result-Code", d.DIAMETER_SUCCESS), _NO_STATE, *self._origin,
-                ("ULA-Flags", d.ULA_SEPARATION_INDICATION),
-            ]
+            avps: list[Any] = [_SUCCESS_HEAD, self._origin_avps, _ULA_FLAGS_AVP]
             if not flags & d.ULR_SKIP_SUBSCRIBER_DATA:
-                avps.append(("Subscription-Data", SUBSCRIPTION_DATA))
+                avps.append(_SUBSCRIPTION_DATA_AVP)
             event = self._event(req, outcome, imsi=imsi, imei=imei, result=_SUCCESS)
             if step is not None:
                 event["step"] = step
@@ -457,3 +455,9 @@ SUBSCRIPTION_DATA: list[Any] = [
         ]),
     ]),
 ]
+
+# Encoded once: the constant parts of the answers (kmed.diameter.s6a).
+_SUCCESS_HEAD = answer_head(d.DIAMETER_SUCCESS)
+_KME_STATUS_AVP = {v: encode_avps([("KME-Status", v)]) for v in _STATUS_NAMES}
+_ULA_FLAGS_AVP = encode_avps([("ULA-Flags", d.ULA_SEPARATION_INDICATION)])
+_SUBSCRIPTION_DATA_AVP = encode_avps([("Subscription-Data", SUBSCRIPTION_DATA)])

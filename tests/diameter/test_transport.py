@@ -273,7 +273,7 @@ def test_client_fills_origin_and_destination() -> None:
     assert req.is_proxiable and not req.retransmitted
 
 
-def test_async_handler_and_handler_errors_give_5012_without_dropping_the_connection() -> None:
+def test_async_and_future_handlers_and_handler_errors_give_5012_without_dropping_the_connection() -> None:
     async def handler(req: Message, peer: PeerInfo) -> Message:
         await asyncio.sleep(0.01)
         if req.get("User-Name") == "boom":
@@ -289,8 +289,22 @@ def test_async_handler_and_handler_errors_give_5012_without_dropping_the_connect
             return None  # type: ignore[return-value]
         return make_aia(req)
 
+    def future(req: Message, peer: PeerInfo) -> asyncio.Future[Message]:
+        """Answers through a future resolved later from a callback: no task (the HSS's way)."""
+        fut: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
+        user = req.get("User-Name")
+
+        def resolve() -> None:
+            if user == "boom":
+                fut.set_exception(RuntimeError("future handler bug"))
+            else:
+                fut.set_result(None if user == "none" else make_aia(req))  # type: ignore[arg-type]
+
+        asyncio.get_running_loop().call_later(0.01, resolve)
+        return fut
+
     async def main() -> None:
-        for h in (handler, sync_bad):
+        for h in (handler, sync_bad, future):
             server = await serve(h)
             client = DiameterClient(mme_node(), server.bound_endpoints, REALM)
             await client.start()
@@ -482,13 +496,19 @@ def test_watchdog_over_a_socket_suspect_down_and_reconnect() -> None:
     run(main())
 
 
-def test_stop_answers_in_flight_then_sends_dpr() -> None:
+@pytest.mark.parametrize("kind", ["coroutine", "future"])
+def test_stop_answers_in_flight_then_sends_dpr(kind: str) -> None:
     async def slow(req: Message, peer: PeerInfo) -> Message:
         await asyncio.sleep(0.2)
         return make_aia(req)
 
+    def slow_future(req: Message, peer: PeerInfo) -> asyncio.Future[Message]:
+        fut: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
+        asyncio.get_running_loop().call_later(0.2, lambda: fut.set_result(make_aia(req)))
+        return fut
+
     async def main() -> None:
-        server = await serve(slow)
+        server = await serve(slow if kind == "coroutine" else slow_future)
         client = DiameterClient(mme_node(), server.bound_endpoints, REALM, backoff_initial=5.0)
         await client.start()
         inflight = [asyncio.create_task(client.request(make_air(i))) for i in range(5)]

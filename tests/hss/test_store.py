@@ -186,3 +186,50 @@ def test_group_commit_store_locked_fails_batch_once(tmp_path: Path) -> None:
 
     asyncio.run(run())
     admin.close()
+
+
+def test_group_commit_callbacks_run_on_the_loop_after_commit(tmp_path: Path) -> None:
+    """submit_with: the callback gets the flags (or CommitFailed) on the event loop's thread,
+    after the commit; one raising callback does not keep the others of its batch waiting."""
+    import threading
+
+    path = tmp_path / "hss.sqlite"
+    s = SqliteStore(path)
+    imsis = [f"0010100000{i:05d}" for i in range(50)]
+    s.provision([(i, K, OPC, b"\x80\x00", 0) for i in imsis], [], [])
+    s.close()
+    loop_thread = threading.get_ident()
+    got: dict[int, Any] = {}
+
+    async def run() -> None:
+        gc = GroupCommitter(lambda: SqliteStore(path), max_batch=16)
+        gc.start()
+        done = asyncio.get_running_loop().create_future()
+        errors: list[dict[str, Any]] = []
+        asyncio.get_running_loop().set_exception_handler(lambda _loop, ctx: errors.append(ctx))
+
+        def on_done(n: int, result: Any) -> None:
+            assert threading.get_ident() == loop_thread
+            reader = sqlite3.connect(path)
+            if n < len(imsis):  # committed when called: another connection sees it
+                assert reader.execute("SELECT sqn FROM subscribers WHERE imsi = ?", (imsis[n],)).fetchone()[0] == n + 1
+            reader.close()
+            got[n] = result
+            if n == 3:
+                raise RuntimeError("a broken callback")
+            if len(got) == len(imsis) + 2 and not done.done():
+                done.set_result(None)
+
+        for n, imsi in enumerate(imsis):
+            gc.submit_with([SetSqn(imsi, n + 1)], lambda r, n=n: on_done(n, r))
+        gc.submit_with([SetLocation("001019999999999", "m", "r", b"\0\0\0", 1004, None, None, 1)],
+                       lambda r: on_done(len(imsis), r))
+        gc.submit_with([], lambda r: on_done(len(imsis) + 1, r))
+        await asyncio.wait_for(done, 30)
+        assert [e["exception"].args for e in errors] == [("a broken callback",)]
+        await gc.close()
+
+    asyncio.run(run())
+    assert all(got[n] == [True] for n in range(len(imsis)))
+    assert isinstance(got[len(imsis)], CommitFailed)  # an unknown IMSI: refused by the store
+    assert got[len(imsis) + 1] == []
