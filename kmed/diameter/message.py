@@ -490,6 +490,44 @@ class AvpGroup:
                 return _item_value(value, is_raw)
         return default
 
+    def pick(self, *names: str) -> tuple[Any, ...]:
+        """The first AVP of each name, in one call (a handler's reads): its value as :meth:`get`
+        gives it, or for a Grouped AVP the group as :meth:`group` gives it; None when absent.
+        Values are read in the order given (a :class:`DecodeError` is the first one's)."""
+        if self._items is not None:
+            return tuple(self._pick_one(name) for name in names)
+        index = self._index or self._first_index()
+        buf = self._buf
+        offs = self._offs
+        out: list[Any] = []
+        for name in names:
+            reading = _BY_NAME.get(name) or _lookup(name)
+            i = index.get(reading[0])
+            if i is None:
+                out.append(None)
+                continue
+            reader = reading[1]
+            if reader is None:
+                out.append(self._group_at(i))
+                continue
+            off = offs[i]
+            fl = _u32_from(buf, off + 4)[0]
+            s = off + (12 if fl & 0x80000000 else 8)
+            e = off + (fl & 0xFFFFFF)
+            if reader is _octets:
+                out.append(buf[s:e])
+            elif reading[2] and e - s != reading[2]:
+                out.append(_read(buf, s, e, reading, fl >> 24))  # raises 5014
+            else:
+                try:
+                    out.append(reader(buf, s, e))
+                except ValueError:
+                    out.append(_read(buf, s, e, reading, fl >> 24))  # raises 5004
+        return tuple(out)
+
+    def _pick_one(self, name: str) -> Any:
+        return self.group(name) if _lookup(name)[1] is None else self.get(name)
+
     def get_all(self, name: str) -> list[Any]:
         """Values of every AVP called ``name``, in order (empty list when there is none)."""
         reading = _lookup(name)

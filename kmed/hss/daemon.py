@@ -62,8 +62,9 @@ class HssService:
             busy = self.handlers.result_answer(req, d.DIAMETER_TOO_BUSY)
             try:
                 imsi = req.get("User-Name")
-            except DecodeError:  # not UTF-8: still 3004 (the handlers would answer 5004)
-                imsi = None
+            except DecodeError:  # not UTF-8: the log line names it by its octets
+                raw = req.raw("User-Name")
+                imsi = raw.data.hex() if raw is not None else None
             event = {"event": req.name.lower(), "outcome": "too_busy", "imsi": imsi}
             self._log(event, busy, True, started)
             return busy

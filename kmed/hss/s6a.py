@@ -184,8 +184,10 @@ class S6aHandlers:
             raise self._missing(req, ("User-Name", ""))
         return str(imsi)
 
-    def _plmn(self, req: Message) -> bytes:
-        plmn = req.get("Visited-PLMN-Id")
+    def _plmn(self, req: Message, plmn: bytes | None = None) -> bytes:
+        """Visited-PLMN-Id, checked (read from ``req`` unless given)."""
+        if plmn is None:
+            plmn = req.get("Visited-PLMN-Id")
         if plmn is None:
             raise self._missing(req, ("Visited-PLMN-Id", bytes(3)))
         if len(plmn) != 3:  # TS 29.272 §7.3.9: MCC and MNC, 3 octets as TS 24.008 §10.5.1.13
@@ -221,17 +223,23 @@ class S6aHandlers:
 
     def _air(self, req: Message, peer: str) -> Outcome:
         imsi = "?"
-        step = 4 if req.get("KME-Request") is not None else 2
+        # One read for the request's AVPs, in the order they are checked (a value that does not
+        # convert raises DecodeError: 5004/5014 from handle()).
+        kme_request, user, plmn_value, info, check = req.pick(
+            "KME-Request", "User-Name", "Visited-PLMN-Id", "Requested-EUTRAN-Authentication-Info", "KME-Check")
+        step = 4 if kme_request is not None else 2
         try:
-            imsi = self._imsi(req)
-            plmn = self._plmn(req)
-            info = req.group("Requested-EUTRAN-Authentication-Info")
+            if user is None:
+                raise self._missing(req, ("User-Name", ""))
+            imsi = str(user)
+            plmn = self._plmn(req, plmn_value)
             # Absent: kmed answers one vector (a CNN asking for none would not send an AIR).
-            wanted = 1 if info is None else int(info.get("Number-Of-Requested-Vectors", 1))
-            count = max(1, min(wanted, self.policy.max_vectors))
-            resync = None if info is None else info.get("Re-Synchronization-Info")
+            wanted, resync = (None, None) if info is None else info.pick(
+                "Number-Of-Requested-Vectors", "Re-Synchronization-Info")
+            count = max(1, min(1 if wanted is None else int(wanted), self.policy.max_vectors))
             # The KME held matters only to compare a KME-Check (step 2).
-            check = req.get("KME-Check") if step == 2 else None
+            if step != 2:
+                check = None
             need_kme = check is not None
             sub = self.store.subscriber(imsi, need_kme) if _is_imsi(imsi) else None
             if sub is None:

@@ -229,3 +229,28 @@ def test_identical_groups_in_different_messages() -> None:
     big = [("IMEI", "9" * (m.SHARED_GROUP_MAX + 1))]  # too large to share: still read correctly
     got = codec.decode(codec.encode(Message.request("AIR", None, [("Terminal-Information", big)])))
     assert got.get("Terminal-Information") == big
+
+
+def test_pick_reads_like_get_and_group_on_decoded_and_built_messages() -> None:
+    built = _air()
+    names = ("KME-Request", "User-Name", "Visited-PLMN-Id", "Requested-EUTRAN-Authentication-Info", "KME-Check")
+    for msg in (built, codec.decode(codec.encode(built))):
+        kme_request, user, plmn, info, check = msg.pick(*names)
+        assert kme_request is None
+        assert (user, plmn, check) == (msg.get("User-Name"), msg.get("Visited-PLMN-Id"), msg.get("KME-Check"))
+        assert isinstance(info, AvpGroup)
+        assert info.pick("Number-Of-Requested-Vectors", "Re-Synchronization-Info") == (1, None)
+
+
+def test_pick_raises_as_get_does_for_bad_values() -> None:
+    bad_utf8 = Message.request("AIR", None, [("Session-Id", "s"), Avp(1, 0, d.AVP_FLAG_M, b"\xff\xfe")])
+    with pytest.raises(DecodeError) as info:
+        codec.decode(codec.encode(bad_utf8)).pick("Session-Id", "User-Name")
+    assert info.value.result_code == d.DIAMETER_INVALID_AVP_VALUE
+    short = Message.request("AIR", None, [("Session-Id", "s"), Avp(1408, d.VENDOR_3GPP, 0xC0, b"\x00\x01")])
+    with pytest.raises(DecodeError) as info:  # Grouped with a 2-octet body is not a group at all
+        codec.decode(codec.encode(short)).pick("Requested-EUTRAN-Authentication-Info")
+    unsigned = Message.request("AIR", None, [("Session-Id", "s"), Avp(277, 0, 0x40, b"\x00\x01")])
+    with pytest.raises(DecodeError) as info:  # Auth-Session-State is Enumerated: 4 octets
+        codec.decode(codec.encode(unsigned)).pick("Auth-Session-State")
+    assert info.value.result_code == d.DIAMETER_INVALID_AVP_LENGTH
