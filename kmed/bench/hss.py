@@ -112,6 +112,21 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def thread_times(pid: int) -> dict[str, tuple[float, float]]:
+    """Per thread of a process ("main", else "NAME TID"): seconds on a CPU and seconds
+    runnable but waiting for one, from /proc/PID/task/*/schedstat. What is neither is time
+    the thread slept: waiting for the GIL, for a lock, for I/O, or idle."""
+    out: dict[str, tuple[float, float]] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            name = "main" if task.name == str(pid) else f"{(task / 'comm').read_text().strip()} {task.name}"
+            run_ns, wait_ns = (int(v) for v in (task / "schedstat").read_text().split()[:2])
+        except (OSError, ValueError):
+            continue  # the thread ended, or no schedstat (kernel without CONFIG_SCHEDSTATS)
+        out[name] = (run_ns / 1e9, wait_ns / 1e9)
+    return out
+
+
 class Client(asyncio.Protocol):
     """A minimal pipelined S6a client: AIR templates with the IMSI and identifiers patched in.
 
@@ -228,6 +243,7 @@ class Measured:
     hss_cpu_s: float
     client_cpu_s: float
     instructions: int | None
+    threads: dict[str, tuple[float, float]]
 
 
 async def run_client(port: int, imsis: list[str], inflight: int, requests: int, warmup: int, pid: int,
@@ -240,12 +256,15 @@ async def run_client(port: int, imsis: list[str], inflight: int, requests: int, 
     await asyncio.wait_for(client.run(warmup, measure=False), 3600)
     if callgrind is not None:
         await loop.run_in_executor(None, callgrind.zero)
-    cpu0, own0 = cpu_seconds(pid), time.process_time()
+    cpu0, own0, threads0 = cpu_seconds(pid), time.process_time(), thread_times(pid)
     await asyncio.wait_for(client.run(requests, measure=True), 3600)
-    cpu1, own1 = cpu_seconds(pid), time.process_time()
+    cpu1, own1, threads1 = cpu_seconds(pid), time.process_time(), thread_times(pid)
+    threads = {name: (run - threads0.get(name, (0.0, 0.0))[0], wait - threads0.get(name, (0.0, 0.0))[1])
+               for name, (run, wait) in threads1.items()}
     instructions = await loop.run_in_executor(None, callgrind.dump) if callgrind is not None else None
     client.transport.close()
-    return Measured(client, requests, client.t_end - client.t_begin, cpu1 - cpu0, own1 - own0, instructions)
+    return Measured(client, requests, client.t_end - client.t_begin, cpu1 - cpu0, own1 - own0, instructions,
+                    threads)
 
 
 def pct(values: list[float], p: float) -> float:
@@ -315,6 +334,13 @@ def main(argv: list[str]) -> int:
           f"max {max(client.lat) * 1000:.2f} ms")
     print(f"  HSS CPU {1e6 * run.hss_cpu_s / run.requests:.1f} µs per request (all threads), "
           f"client CPU {1e6 * run.client_cpu_s / run.requests:.1f} µs{batches}; HSS exit status {status}")
+    for name, (on_cpu, runnable) in sorted(run.threads.items(), key=lambda kv: -kv[1][0]):
+        if on_cpu * 1e6 / run.requests < 0.5:
+            continue
+        slept = max(0.0, run.elapsed - on_cpu - runnable)
+        print(f"  thread {name}: {1e6 * on_cpu / run.requests:.1f} µs on a CPU per request; of the wall "
+              f"{100 * on_cpu / run.elapsed:.0f}% on a CPU, {100 * runnable / run.elapsed:.0f}% waiting for one, "
+              f"{100 * slept / run.elapsed:.0f}% asleep (GIL, locks, I/O, idle)")
     if run.instructions is not None:
         print(f"  HSS instructions per request (callgrind, all threads): {run.instructions / run.requests:,.0f} "
               "(rates and times above are those of the instrumented HSS)")

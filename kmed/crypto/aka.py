@@ -7,12 +7,12 @@ check belongs to the USIM state, not here: :func:`check_autn` only verifies MAC-
 from __future__ import annotations
 
 import hmac
-import secrets
 from dataclasses import dataclass
 
 from kmed.crypto._check import octets, uint
 from kmed.crypto.kdf import kasme_checked
 from kmed.crypto.milenage import key as milenage_key
+from kmed.crypto.rand import random_octets
 
 __all__ = [
     "AMF_SEPARATION_BIT",
@@ -82,7 +82,7 @@ def generate_eutran_vector(
     sqn = uint("sqn", sqn, _SQN_BITS)
     amf = octets("amf", amf, 2)
     plmn_id = octets("plmn_id", plmn_id, 3)
-    rand = secrets.token_bytes(16) if rand is None else octets("rand", rand, 16)
+    rand = random_octets(16) if rand is None else octets("rand", rand, 16)
     if not amf[0] & 0x80:
         amf = bytes((amf[0] | 0x80, amf[1]))  # AMF_SEPARATION_BIT
     sqn_b = sqn.to_bytes(6, "big")

@@ -233,3 +233,36 @@ def test_group_commit_callbacks_run_on_the_loop_after_commit(tmp_path: Path) -> 
     assert all(got[n] == [True] for n in range(len(imsis)))
     assert isinstance(got[len(imsis)], CommitFailed)  # an unknown IMSI: refused by the store
     assert got[len(imsis) + 1] == []
+
+
+def test_group_commit_hands_over_within_a_loop_iteration(tmp_path: Path) -> None:
+    """Every ``handover_chunk`` requests reach the writer at once, not only when the loop
+    iteration ends: a long burst of requests overlaps its commits with its processing."""
+    import threading
+
+    path = tmp_path / "hss.sqlite"
+    s = SqliteStore(path)
+    imsis = [f"0010100000{i:05d}" for i in range(20)]
+    s.provision([(i, K, OPC, b"\x80\x00", 0) for i in imsis], [], [])
+    s.close()
+    applying = threading.Event()
+    sizes: list[int] = []
+
+    class Watched(SqliteStore):
+        def apply(self, writes: Any) -> list[bool]:
+            sizes.append(len(writes))
+            applying.set()
+            return super().apply(writes)
+
+    async def run() -> None:
+        gc = GroupCommitter(lambda: Watched(path), handover_chunk=8)
+        gc.start()
+        futs = [gc.submit([SetSqn(imsi, 5)]) for imsi in imsis[:8]]
+        # Still inside this iteration (no await yet): the writer has the first 8 already.
+        assert applying.wait(10), "the writer got nothing before the loop iteration ended"
+        futs += [gc.submit([SetSqn(imsi, 5)]) for imsi in imsis[8:]]
+        assert [await f for f in futs] == [[True]] * len(imsis)
+        await gc.close()
+
+    asyncio.run(run())
+    assert sizes[0] == 8 and sum(sizes) == len(imsis)
