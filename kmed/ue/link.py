@@ -6,6 +6,11 @@ with :meth:`UeLink.add_ue` gets a UE id and a :class:`UeEndpoint` that receives 
 its release. Per UE the link keeps one dict entry: no task, no thread, no socket, so the load
 harness runs thousands of UEs over a few links.
 
+Uplink frames are coalesced: those sent while a downlink segment is handled go out in one
+write at its end, and those sent from other callbacks in one write per event-loop iteration
+(``call_soon``). The byte stream is the same; only the number of ``send`` system calls (each
+of which, on loopback, also runs the receiver's TCP input path) falls.
+
 The module is the thin asyncio edge: framing is :class:`kmed.nas.frame.FrameDecoder`
 (sans-I/O), and what a UE does with its PDUs is the UE's business (:mod:`kmed.ue.procedure`).
 """
@@ -62,6 +67,10 @@ class UeLink(asyncio.Protocol):
         self._ues: dict[int, UeEndpoint] = {}
         self._ids = itertools.count(1)
         self._transport: asyncio.Transport | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._out: list[bytes] = []  # frames not yet written (see the module docstring)
+        self._flush_scheduled = False
+        self._receiving = False
         self._setup: asyncio.Future[str] | None = None
         self._closed: asyncio.Future[None] | None = None
         self.close_reason: str | None = None
@@ -109,8 +118,10 @@ class UeLink(asyncio.Protocol):
         return len(self._ues)
 
     def close(self) -> None:
-        """Close the connection; every UE still on the link is released (LINK_SHUTDOWN)."""
+        """Close the connection (after writing the frames sent so far); every UE still on the
+        link is released (LINK_SHUTDOWN)."""
         if self._transport is not None:
+            self._flush()
             self._transport.close()
 
     async def wait_closed(self) -> None:
@@ -154,8 +165,18 @@ class UeLink(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports implement asyncio.Transport without subclassing it: no isinstance check.
         self._transport = cast(asyncio.Transport, transport)
+        self._loop = asyncio.get_running_loop()
 
     def data_received(self, data: bytes) -> None:
+        self._receiving = True  # frames sent meanwhile go out in one write at the end
+        try:
+            self._on_data(data)
+        finally:
+            self._receiving = False
+            if self._out:
+                self._flush()
+
+    def _on_data(self, data: bytes) -> None:
         try:
             frames = self._decoder.feed(data)
         except FrameError as exc:
@@ -193,6 +214,7 @@ class UeLink(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._transport = None
+        self._out = []
         reason = self.close_reason or (f"connection lost: {exc}" if exc else "connection closed")
         self.close_reason = reason
         if self._setup is not None and not self._setup.done():
@@ -208,12 +230,31 @@ class UeLink(asyncio.Protocol):
     # --- internals -----------------------------------------------------------------------------
 
     def _send(self, data: bytes) -> None:
+        """Queue one frame; written by :meth:`_flush` (end of ``data_received`` or next loop turn)."""
         t = self._transport
         if t is not None and not t.is_closing():
-            t.write(data)
+            self._out.append(data)
             self.frames_out += 1
+            if not self._receiving and not self._flush_scheduled and self._loop is not None:
+                self._flush_scheduled = True
+                self._loop.call_soon(self._scheduled_flush)
+
+    def _scheduled_flush(self) -> None:
+        self._flush_scheduled = False
+        self._flush()
+
+    def _flush(self) -> None:
+        """Write the queued frames in one ``write``."""
+        out = self._out
+        if not out:
+            return
+        self._out = []
+        t = self._transport
+        if t is not None and not t.is_closing():
+            t.write(out[0] if len(out) == 1 else b"".join(out))
 
     def _abort(self, reason: str) -> None:
         self.close_reason = reason
         if self._transport is not None:
+            self._flush()
             self._transport.close()

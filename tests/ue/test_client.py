@@ -16,6 +16,7 @@ import pytest
 
 from kmed.config import Endpoint
 from kmed.crypto import ecies, kme
+from kmed.nas.frame import LINK_UE_ID, FrameDecoder, FrameType, encode_frame
 from kmed.ue.link import LinkError, UeLink
 from kmed.ue.me import Me
 from kmed.ue.procedure import UeProcedure
@@ -68,6 +69,65 @@ def test_many_ues_multiplexed_on_one_link(loop: str) -> None:
     assert len({o.kme_fingerprint for o in outcomes}) == n  # each ME its own KME
     assert sum(1 for line in log if line.startswith("release")) == n
     assert sum(1 for line in log if line.endswith("kme_provisioning_response")) == n
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_uplink_frames_coalesced_in_order_and_flushed_by_close(loop: str) -> None:
+    """Frames sent in one event-loop turn go out in one write, in order; close() right after
+    sending still delivers them (they are queued until the loop turns), then EOF."""
+
+    async def main() -> tuple[list[tuple[int, int, bytes]], int]:
+        got: list[tuple[int, int, bytes]] = []
+        reads = 0
+        done = asyncio.get_running_loop().create_future()
+
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            nonlocal reads
+            decoder = FrameDecoder()
+            while True:
+                data = await reader.read(65536)
+                if not data:
+                    break
+                frames = decoder.feed(data)
+                if any(f.type == FrameType.LINK_SETUP for f in frames):
+                    writer.write(encode_frame(FrameType.LINK_SETUP_ACK, LINK_UE_ID, b"cnn"))
+                else:
+                    reads += 1
+                got.extend((f.type, f.ue_id, f.payload) for f in frames)
+            writer.close()
+            done.set_result(None)
+
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        link = await UeLink.connect(Endpoint("tcp", "127.0.0.1", port))
+        ids = [link.add_ue(_Silent()) for _ in range(20)]
+        for n, ue_id in enumerate(ids):
+            link.send_nas(ue_id, bytes((7, 0x41, n)))
+        link.release_ue(ids[0])
+        link.close()  # before the loop turns: the queued frames must still go out
+        await link.wait_closed()
+        await asyncio.wait_for(done, 5.0)
+        server.close()
+        return got, reads
+
+    factory = None
+    if loop == "uvloop":
+        factory = pytest.importorskip("uvloop").new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        got, reads = runner.run(main())
+    assert got[0][0] == FrameType.LINK_SETUP
+    nas = [g for g in got[1:] if g[0] == FrameType.NAS_UPLINK]
+    assert [(ue_id, payload[2]) for _, ue_id, payload in nas] == [(i + 1, i) for i in range(20)]
+    assert got[-1][:2] == (FrameType.UE_RELEASE, 1)
+    assert reads == 1  # 21 frames, one write (loopback delivers it in one read)
+
+
+class _Silent:
+    def nas_received(self, pdu: bytes) -> None:
+        raise AssertionError("no downlink expected")
+
+    def released(self, cause: int, reason: str) -> None:
+        pass
 
 
 def test_connect_refused_and_no_setup_ack() -> None:
