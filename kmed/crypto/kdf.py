@@ -98,8 +98,9 @@ def nas_keys(kasme: bytes, enc_alg: int, int_alg: int) -> tuple[bytes, bytes]:
     kasme = octets("kasme", kasme, 32)
     enc = uint("enc_alg", enc_alg, 4)
     integ = uint("int_alg", int_alg, 4)
-    k_enc = kdf(kasme, FC_NAS_ALG, bytes((ALG_TYPE_NAS_ENC,)), bytes((enc,)))[16:]
-    k_int = kdf(kasme, FC_NAS_ALG, bytes((ALG_TYPE_NAS_INT,)), bytes((integ,)))[16:]
+    # S = FC ‖ P0 ‖ L0 ‖ P1 ‖ L1 written out: P0 the distinguisher, P1 the identity, one octet each
+    k_enc = hmac.digest(kasme, bytes((FC_NAS_ALG, ALG_TYPE_NAS_ENC, 0, 1, enc, 0, 1)), "sha256")[16:]
+    k_int = hmac.digest(kasme, bytes((FC_NAS_ALG, ALG_TYPE_NAS_INT, 0, 1, integ, 0, 1)), "sha256")[16:]
     return k_enc, k_int
 
 

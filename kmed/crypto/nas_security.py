@@ -8,10 +8,10 @@ non-octet lengths (TS 33.401 Annex C).
 
 from __future__ import annotations
 
-from kmed.crypto._aes import aes_key
+from kmed.crypto._aes import AesKey, aes_key
 from kmed.crypto._check import octets, uint
 
-__all__ = ["DIRECTION_DOWNLINK", "DIRECTION_UPLINK", "eea2", "eia2"]
+__all__ = ["DIRECTION_DOWNLINK", "DIRECTION_UPLINK", "NasKey", "eea2", "eia2"]
 
 DIRECTION_UPLINK = 0
 DIRECTION_DOWNLINK = 1
@@ -66,3 +66,42 @@ def eea2(
     if nbits % 8:
         out &= ~((1 << (8 - nbits % 8)) - 1)
     return out.to_bytes(n, "big")
+
+
+class NasKey:
+    """One 128-bit NAS key with its AES state, for a security context that uses it many times:
+    :meth:`eia2` and :meth:`eea2` are the functions above for whole-octet messages, with the
+    key's cipher object made once (on first use) instead of looked up per message.
+
+    ``count`` (32 bits), ``bearer`` (5) and ``direction`` (1) are the caller's to keep in range
+    (:class:`kmed.nas.security.NasSecurityContext` does); they are not re-checked here.
+    """
+
+    __slots__ = ("_aes", "_key")
+
+    def __init__(self, key: bytes) -> None:
+        self._key = octets("key", key, 16)
+        self._aes: AesKey | None = None
+
+    def __repr__(self) -> str:
+        return "NasKey(<redacted>)"
+
+    def _state(self) -> AesKey:
+        aes = self._aes
+        if aes is None:
+            aes = self._aes = AesKey(self._key)
+        return aes
+
+    def eia2(self, count: int, bearer: int, direction: int, message: bytes) -> bytes:
+        """128-EIA2 (TS 33.401 B.2.3) of ``message``: the 32-bit MAC."""
+        head = ((count << 32) | (bearer << 27) | (direction << 26)).to_bytes(8, "big")
+        return self._state().cmac_bits(head + message, 64 + 8 * len(message))[:4]
+
+    def eea2(self, count: int, bearer: int, direction: int, message: bytes) -> bytes:
+        """128-EEA2 (TS 33.401 B.1.3) of ``message`` (encrypts and decrypts)."""
+        n = len(message)
+        if n == 0:
+            return b""
+        icb = ((count << 32) | (bearer << 27) | (direction << 26)) << 64
+        ks = self._state().ctr_keystream(icb, n)
+        return (int.from_bytes(message, "big") ^ int.from_bytes(ks, "big")).to_bytes(n, "big")

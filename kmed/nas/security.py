@@ -114,8 +114,9 @@ class NasSecurityContext:
         self.int_alg = int(int_alg)
         self.enc_alg = int(enc_alg)
         self.emergency = emergency
-        self._int = k_nas_int
-        self._enc = k_nas_enc
+        # one AES state per key, made on first use, kept for the context's life (TS 33.401 B.1.3, B.2.3)
+        self._int = nas_security.NasKey(k_nas_int)
+        self._enc = nas_security.NasKey(k_nas_enc)
         self._next = [0, 0]  # next NAS COUNT per direction: to send, or the lowest acceptable
 
     def __repr__(self) -> str:  # keys never shown
@@ -145,12 +146,12 @@ class NasSecurityContext:
     def _mac(self, count: int, direction: int, data: bytes) -> bytes:
         if self.int_alg == NasIntegrityAlgorithm.EIA0:
             return b"\x00\x00\x00\x00"
-        return nas_security.eia2(self._int, count, NAS_BEARER, direction, data)
+        return self._int.eia2(count, NAS_BEARER, direction, data)
 
     def _cipher(self, count: int, direction: int, data: bytes) -> bytes:
         if self.enc_alg == NasCipheringAlgorithm.EEA0 or not data:
             return data
-        return nas_security.eea2(self._enc, count, NAS_BEARER, direction, data)
+        return self._enc.eea2(count, NAS_BEARER, direction, data)
 
     # -- protect / unprotect -----------------------------------------------------------------
 

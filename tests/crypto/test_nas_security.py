@@ -8,7 +8,8 @@ from cryptography.hazmat.primitives.cmac import CMAC
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kmed.crypto.nas_security import eea2, eia2
+from kmed.crypto import _aes
+from kmed.crypto.nas_security import NasKey, eea2, eia2
 from tests.crypto.vectors import EEA2_SETS, EIA2_SETS
 
 h = bytes.fromhex
@@ -101,3 +102,46 @@ def test_bad_input_names_parameter(fn: object, name: str, kwargs: dict[str, obje
     args.update(kwargs)
     with pytest.raises(ValueError, match=rf"^{name} "):
         fn(**args)  # type: ignore[operator]
+
+
+@settings(max_examples=60, deadline=None)
+@given(key=keys, count=counts, bearer=bearers, direction=directions, msg=st.binary(max_size=300))
+def test_nas_key_agrees_with_the_functions(key: bytes, count: int, bearer: int, direction: int, msg: bytes) -> None:
+    """A NasKey (one AES state per key, as a security context holds it) gives the same MAC and
+    ciphertext as eia2/eea2, message after message with the same object."""
+    k = NasKey(key)
+    for i in range(2):
+        c = (count + i) % 2**32
+        assert k.eia2(c, bearer, direction, msg) == eia2(key, c, bearer, direction, msg)
+        assert k.eea2(c, bearer, direction, msg) == eea2(key, c, bearer, direction, msg)
+    assert key.hex() not in repr(k)
+
+
+def test_nas_key_refuses_a_bad_key() -> None:
+    with pytest.raises(ValueError, match=r"^key "):
+        NasKey(bytes(15))
+
+
+def test_cmac_subkeys_rfc4493() -> None:
+    """RFC 4493 §4: the subkeys of the example key (derived on first use)."""
+    aes = _aes.AesKey(h("2b7e151628aed2a6abf7158809cf4f3c"))
+    assert aes.k1 == int("fbeed618357133667c85e08f7236a8de", 16)
+    assert aes.k2 == int("f7ddac306ae266ccf90bc11ee46d513b", 16)
+
+
+@settings(max_examples=40, deadline=None)
+@given(key=keys, nblocks=st.integers(1, 6), data=st.binary(min_size=96, max_size=96))
+def test_cbc_mac_equals_cbc_encryption(key: bytes, nblocks: int, data: bytes) -> None:
+    blocks = data[:16 * nblocks]
+    enc = Cipher(algorithms.AES(key), modes.CBC(bytes(16))).encryptor()
+    assert _aes.AesKey(key).cbc_mac(blocks) == enc.update(blocks)[-16:]
+
+
+def test_fast_ecb_factory_equals_the_public_api() -> None:
+    """new_ecb may skip cryptography's Python-level checks (``_rust_factory``); whichever it uses
+    encrypts as the public API does, and a wrong key size is still refused."""
+    key = bytes(range(16, 32))
+    block = bytes(range(16))
+    assert _aes.new_ecb(key).update(block) == _aes._public_ecb(key).update(block)
+    with pytest.raises(ValueError):
+        _aes.new_ecb(bytes(15))
