@@ -136,7 +136,7 @@ class SqliteStore:
                 else:  # pragma: no cover - the Write union is closed
                     raise TypeError(f"unknown write {type(w).__name__}")
             if sqns:
-                db.executemany("UPDATE subscribers SET sqn = ? WHERE imsi = ?", [(v, k) for k, v in sqns.items()])
+                _update_sqns(db, sqns)
             if audits:
                 db.executemany(
                     "INSERT INTO kme_audit (at, event, imsi, imei, kme_fingerprint, issued_at, reason, peer)"
@@ -283,6 +283,29 @@ class SqliteStore:
             },
             "kme_audit": audit,
         }
+
+
+#: The SQN statement's row counts: a batch is padded up to one of these (the statement cache
+#: then holds a handful of texts, not one per batch size). 512 rows = 1,024 parameters.
+_SQN_ROWS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+
+
+def _update_sqns(db: sqlite3.Connection, sqns: dict[str, int]) -> None:
+    """Every SQN of a batch in as few statements as its size allows: one ``UPDATE ... FROM
+    (VALUES ...)`` per up to 512 subscribers (SQLite >= 3.33). ``executemany`` would step one
+    statement per row, and the Python module takes the GIL back after each step, so the
+    writer thread would contend with the event loop once per request instead of once per batch."""
+    items = list(sqns.items())
+    for start in range(0, len(items), _SQN_ROWS[-1]):
+        chunk = items[start : start + _SQN_ROWS[-1]]
+        rows = next(n for n in _SQN_ROWS if n >= len(chunk))
+        chunk += [chunk[-1]] * (rows - len(chunk))  # repeats of a row: the same value again
+        values = ", ".join(["(?, ?)"] * rows)
+        db.execute(
+            f"WITH v(imsi, sqn) AS (VALUES {values}) "
+            "UPDATE subscribers SET sqn = v.sqn FROM v WHERE subscribers.imsi = v.imsi",
+            [x for pair in chunk for x in pair],
+        )
 
 
 def _integrity(exc: sqlite3.IntegrityError, what: str) -> StoreError:

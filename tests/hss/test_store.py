@@ -266,3 +266,21 @@ def test_group_commit_hands_over_within_a_loop_iteration(tmp_path: Path) -> None
 
     asyncio.run(run())
     assert sizes[0] == 8 and sum(sizes) == len(imsis)
+
+
+def test_apply_sets_every_sqn_of_a_large_batch_last_write_winning(tmp_path: Path) -> None:
+    """SQN updates are grouped into padded multi-row statements: sizes on and off the padding
+    steps, over the 512-row chunk, and an IMSI written twice (the later value wins)."""
+    s = SqliteStore(tmp_path / "hss.sqlite")
+    imsis = [f"0010100000{i:05d}" for i in range(700)]
+    s.provision([(i, K, OPC, b"\x80\x00", 0) for i in imsis], [], [])
+    expected = dict.fromkeys(imsis, 0)
+    for n in (1, 3, 16, 17, 513, 700):
+        writes = [SetSqn(imsi, 1000 * n + i) for i, imsi in enumerate(imsis[:n])]
+        writes.append(SetSqn(imsis[0], 1000 * n + 999))
+        assert s.apply(writes) == [True] * len(writes)
+        for w in writes:
+            expected[w.imsi] = w.sqn
+        got = {imsi: s.subscriber(imsi, False).sqn for imsi in imsis}  # type: ignore[union-attr]
+        assert got == expected
+    s.close()
