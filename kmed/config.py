@@ -317,6 +317,8 @@ HSS_SCHEMA: Schema = {
         "enforce_pair_on_ulr": opt(BOOL, True, "ULR with an IMEI of a pair not allowed gets 5902"),
         "max_pending": opt(_int_range(1, 1_000_000), 1024, "requests awaiting commit before 3004 TOO_BUSY"),
         "commit_batch": opt(_int_range(1, 100_000), 1024, "most requests per group commit"),
+        "cache_subscribers": opt(_int_range(0, 100_000_000), 100_000,
+                                 "subscribers (and devices) kept in memory; 0 = none (docs/hss.md)"),
     },
     "log": LOG_SECTION,
     "metrics": METRICS_SECTION,

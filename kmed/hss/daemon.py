@@ -27,6 +27,7 @@ from kmed import systemd
 from kmed.diameter import dictionary as d
 from kmed.diameter.message import DecodeError, Message
 from kmed.diameter.node import LocalNode, PeerInfo
+from kmed.hss.cache import ReadCache
 from kmed.hss.files import load_or_create_key
 from kmed.hss.groupcommit import CommitFailed, GroupCommitter
 from kmed.hss.logstream import LoopFlushedStream
@@ -45,8 +46,9 @@ class HssService:
     per request, answers 3004 DIAMETER_TOO_BUSY beyond ``max_pending`` requests awaiting commit."""
 
     def __init__(self, handlers: S6aHandlers, committer: GroupCommitter, max_pending: int,
-                 metrics: Any = None) -> None:
+                 metrics: Any = None, cache: ReadCache | None = None) -> None:
         self.handlers = handlers
+        self.cache = cache
         self.committer = committer
         self.max_pending = max_pending
         self.in_flight = 0
@@ -73,6 +75,8 @@ class HssService:
             self._log(out.event, out.answer, False, started)
             return out.answer
         self.in_flight += 1
+        if self.cache is not None:
+            self.cache.writing(out.writes)
         # The answer is a future resolved from the commit's callback: no task per request
         # (kmed.diameter.transport.dispatch_request answers futures from their done callback).
         answer: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
@@ -83,6 +87,8 @@ class HssService:
                    result: list[bool] | CommitFailed) -> None:
         """The writes of ``out`` are committed (or failed): settle, log, resolve the answer."""
         self.in_flight -= 1
+        if self.cache is not None:
+            self.cache.written(out.writes, None if isinstance(result, CommitFailed) else result)
         if out.reserved is not None:
             self.handlers.ledger.settle(out.reserved)
         answer = out.answer
@@ -214,7 +220,8 @@ async def serve(config_path: str, conf: dict[str, Any]) -> int:
     reader = open_store()  # migrates the schema before anything else runs
     committer = GroupCommitter(open_store, max_batch=hss["commit_batch"])
     committer.start()
-    handlers = S6aHandlers(reader, token_key, dia["origin_host"], dia["origin_realm"], _policy(hss))
+    cache = ReadCache(reader, hss["cache_subscribers"])
+    handlers = S6aHandlers(cache, token_key, dia["origin_host"], dia["origin_realm"], _policy(hss))
     metrics = None
     metrics_server = None
     if conf["metrics"]["listen"] is not None:
@@ -224,7 +231,7 @@ async def serve(config_path: str, conf: dict[str, Any]) -> int:
         metrics = km.hss_metrics(registry)
         host, port = conf["metrics"]["listen"]
         metrics_server = await km.start_metrics_server(host, port, registry)
-    service = HssService(handlers, committer, hss["max_pending"], metrics)
+    service = HssService(handlers, committer, hss["max_pending"], metrics, cache)
     node = LocalNode(dia["origin_host"], dia["origin_realm"], product_name="kmed-hss")
     ssl_context = None
     if any(ep.transport == "tls" for ep in dia["listen"]):
@@ -275,7 +282,7 @@ async def serve(config_path: str, conf: dict[str, Any]) -> int:
     if watchdog is not None:
         watchdog.cancel()
     log.info("hss_stopped", drained_s=round(time.monotonic() - t0, 3), batches=committer.batches,
-             committed=committer.requests)
+             committed=committer.requests, cache_hits=cache.hits, cache_misses=cache.misses)
     if _log_stream:
         _log_stream[0].attach(None)
     return 0
@@ -295,6 +302,8 @@ def _reload(config_path: str, server: Any, service: HssService) -> None:
             service.log.error("hss_reload_failed", error=f"log.file: {exc.strerror}")
         service.log = klog.get("hss").bind()
         server.reload_allowed_peers(conf["diameter"]["allowed_peers"])
+        if service.cache is not None:
+            service.cache.clear()  # store edits made by other means than kmed admin (docs/hss.md)
         service.log.info("hss_reloaded", allowed_peers=conf["diameter"]["allowed_peers"])
     systemd.ready()
 

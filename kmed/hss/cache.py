@@ -1,0 +1,126 @@
+"""The HSS's read cache: subscribers and devices it has served, kept in memory (docs/hss.md,
+"Read cache").
+
+An AIR reads the subscriber (K, OPc, AMF, SQN, the KME held) and a ULR reads it again a few
+milliseconds later; with SQLite each read is a query costing 10-30 µs of the event loop. What
+is cached, and why it stays right:
+
+- **K, OPc, AMF** and a **device's public key** never change once stored: ``kmed admin`` can
+  only add subscribers and devices (a second add of the same IMSI or IMEI is refused).
+- **SQN and the KME held** change only through this HSS's own writes, and each committed write
+  is applied to the cached entry in commit order (:meth:`ReadCache.written`). An entry is
+  created only while its IMSI has no write in flight, so a read of the store can never race a
+  commit whose callback is still to come.
+- **Pairs** are not cached (``pair deny`` must take effect at once) and neither are misses
+  (a subscriber that ``admin`` adds is served at once).
+
+Changing the store by other means than ``kmed admin`` (an SQL shell) needs a reload (SIGHUP
+calls :meth:`ReadCache.clear`) or a restart. One HSS per store: two HSS processes writing the
+same store would not see each other's SQNs (they would not with the SQN ledger either).
+
+The cache holds at most ``capacity`` subscribers and as many devices; beyond that the oldest
+entry leaves first. Entries hold key material in this process's memory only, as the store's
+pages do; nothing here is logged (the dataclasses' reprs redact keys).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TypeVar
+
+from kmed.hss.store import Device, SetSqn, StoredKme, StoreKme, StoreReader, Subscriber, Write
+
+_V = TypeVar("_V")
+
+
+class ReadCache:
+    """A :class:`StoreReader` over ``store`` that keeps subscribers and devices (module doc).
+
+    The handlers read through it; the daemon calls :meth:`writing` when it submits a request's
+    writes and :meth:`written` when their commit finished (on the event loop, in commit order).
+    ``capacity`` 0 turns caching off (every read goes to the store).
+    """
+
+    __slots__ = ("_devices", "_in_flight", "_subs", "capacity", "hits", "misses", "store")
+
+    def __init__(self, store: StoreReader, capacity: int) -> None:
+        self.store = store
+        self.capacity = max(0, capacity)
+        self._subs: dict[str, Subscriber] = {}
+        self._devices: dict[str, Device] = {}
+        self._in_flight: dict[str, int] = {}
+        #: statistics (for logs and the benchmark)
+        self.hits = 0
+        self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._subs)
+
+    # --- StoreReader ------------------------------------------------------------------
+
+    def subscriber(self, imsi: str, with_kme: bool = True) -> Subscriber | None:
+        """The subscriber, with its KME whatever ``with_kme`` says (the entry is shared):
+        callers that asked without the KME must not look at ``kme``. Never modify the result."""
+        sub = self._subs.get(imsi)
+        if sub is not None:
+            self.hits += 1
+            return sub
+        self.misses += 1
+        if not self.capacity:
+            return self.store.subscriber(imsi, with_kme)
+        sub = self.store.subscriber(imsi, True)
+        if sub is not None and imsi not in self._in_flight:
+            _put(self._subs, imsi, sub, self.capacity)
+        return sub
+
+    def device(self, imei: str) -> Device | None:
+        dev = self._devices.get(imei)
+        if dev is None:
+            dev = self.store.device(imei)
+            if dev is not None and self.capacity:
+                _put(self._devices, imei, dev, self.capacity)
+        return dev
+
+    def pair_allowed(self, imsi: str, imei: str) -> bool:
+        return self.store.pair_allowed(imsi, imei)
+
+    # --- the daemon's commit hooks ------------------------------------------------------
+
+    def writing(self, writes: Sequence[Write]) -> None:
+        """``writes`` were submitted for commit: their IMSIs are in flight until :meth:`written`."""
+        in_flight = self._in_flight
+        for imsi in {w.imsi for w in writes}:
+            in_flight[imsi] = in_flight.get(imsi, 0) + 1
+
+    def written(self, writes: Sequence[Write], applied: list[bool] | None) -> None:
+        """The commit of ``writes`` finished: ``applied`` has one flag per write, or is None when
+        the commit failed (the entries of its IMSIs are dropped: the store is the truth)."""
+        subs = self._subs
+        for i, w in enumerate(writes):
+            sub = subs.get(w.imsi)
+            if sub is None:
+                continue
+            if applied is None:
+                del subs[w.imsi]
+            elif type(w) is SetSqn:
+                sub.sqn = w.sqn
+            elif type(w) is StoreKme and applied[i]:  # stored (not refused for a newer KME held)
+                sub.kme = StoredKme(w.kme, w.imei, w.issued_at, w.stored_at)
+        in_flight = self._in_flight
+        for imsi in {w.imsi for w in writes}:
+            left = in_flight.get(imsi, 0) - 1
+            if left > 0:
+                in_flight[imsi] = left
+            else:
+                in_flight.pop(imsi, None)
+
+    def clear(self) -> None:
+        """Forget every entry (SIGHUP): the next reads go to the store."""
+        self._subs.clear()
+        self._devices.clear()
+
+
+def _put(table: dict[str, _V], key: str, value: _V, capacity: int) -> None:
+    if len(table) >= capacity:
+        del table[next(iter(table))]  # the oldest entry (dicts keep insertion order)
+    table[key] = value

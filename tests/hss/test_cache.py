@@ -1,0 +1,110 @@
+"""kmed.hss.cache.ReadCache over a real SQLite store: what is cached, how commits update it,
+and what must never be cached (docs/hss.md, "Read cache")."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kmed.hss.cache import ReadCache
+from kmed.hss.sqlite_store import SqliteStore
+from kmed.hss.store import SetLocation, SetSqn, StoreKme
+from tests.hss.conftest import IMEI, IMSI, OPC, K
+
+OTHER = "001010000000002"
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> SqliteStore:
+    s = SqliteStore(tmp_path / "hss.sqlite")
+    s.add_subscriber(IMSI, K, OPC, b"\x80\x00", 32)
+    return s
+
+
+def _kme_write(kme: bytes, issued_at: int) -> StoreKme:
+    return StoreKme(IMSI, IMEI, kme, issued_at, issued_at + 1, "fp", "mme")
+
+
+def test_a_served_subscriber_is_read_once(store: SqliteStore) -> None:
+    cache = ReadCache(store, 10)
+    first = cache.subscriber(IMSI, False)
+    assert first is not None and (first.k, first.opc, first.sqn) == (K, OPC, 32)
+    assert cache.subscriber(IMSI) is first
+    assert (cache.hits, cache.misses) == (1, 1)
+
+
+def test_misses_are_not_cached_so_admin_additions_are_seen(store: SqliteStore) -> None:
+    cache = ReadCache(store, 10)
+    assert cache.subscriber(OTHER) is None
+    store.add_subscriber(OTHER, K, OPC, b"\x80\x00", 0)  # as `kmed admin` would, meanwhile
+    assert cache.subscriber(OTHER) is not None
+    assert cache.device(IMEI) is None
+    store.add_device(IMEI, "A", bytes(32))
+    dev = cache.device(IMEI)
+    assert dev is not None and cache.device(IMEI) is dev
+
+
+def test_pairs_are_always_read_from_the_store(store: SqliteStore) -> None:
+    cache = ReadCache(store, 10)
+    store.add_device(IMEI, "A", bytes(32))
+    store.allow_pair(IMSI, IMEI)
+    assert cache.pair_allowed(IMSI, IMEI)
+    store.deny_pair(IMSI, IMEI)
+    assert not cache.pair_allowed(IMSI, IMEI)
+
+
+def test_commits_update_the_entry_in_order(store: SqliteStore) -> None:
+    cache = ReadCache(store, 10)
+    sub = cache.subscriber(IMSI)
+    assert sub is not None and sub.kme is None
+    first, second = [SetSqn(IMSI, 40)], [SetSqn(IMSI, 48), SetLocation(IMSI, "m", "r", b"\0\0\0", 1004, None, None, 1)]
+    cache.writing(first)
+    cache.writing(second)
+    for writes in (first, second):
+        flags = store.apply(writes)
+        cache.written(writes, flags)
+    assert cache.subscriber(IMSI).sqn == 48 == store.subscriber(IMSI).sqn  # type: ignore[union-attr]
+    stored, refused = _kme_write(b"\x11" * 32, 100), _kme_write(b"\x22" * 32, 50)  # the older one loses
+    for w in (stored, refused):
+        cache.writing([w])
+        cache.written([w], store.apply([w]))
+    held = cache.subscriber(IMSI).kme  # type: ignore[union-attr]
+    assert held is not None and held.kme == b"\x11" * 32
+    assert store.subscriber(IMSI).kme.kme == held.kme  # type: ignore[union-attr]
+
+
+def test_no_entry_is_created_while_the_imsi_has_writes_in_flight(store: SqliteStore) -> None:
+    cache = ReadCache(store, 10)
+    writes = [SetSqn(IMSI, 64)]
+    cache.writing(writes)
+    store.apply(writes)  # committed, its callback not yet run: a read now sees 64 ...
+    assert cache.subscriber(IMSI).sqn == 64  # type: ignore[union-attr]
+    assert len(cache) == 0  # ... but is not kept, since the callback will still apply it
+    cache.written(writes, [True])
+    assert cache.subscriber(IMSI).sqn == 64 and len(cache) == 1  # type: ignore[union-attr]
+
+
+def test_a_failed_commit_drops_the_entry(store: SqliteStore) -> None:
+    cache = ReadCache(store, 10)
+    assert cache.subscriber(IMSI) is not None
+    writes = [SetSqn(IMSI, 99)]
+    cache.writing(writes)
+    cache.written(writes, None)
+    assert len(cache) == 0
+    assert cache.subscriber(IMSI).sqn == 32  # type: ignore[union-attr]  # the store's value
+
+
+def test_capacity_bounds_the_entries_and_zero_turns_it_off(store: SqliteStore) -> None:
+    imsis = [f"0010100000001{i:02d}" for i in range(20)]
+    for imsi in imsis:
+        store.add_subscriber(imsi, K, OPC, b"\x80\x00", 0)
+    cache = ReadCache(store, 5)
+    for imsi in imsis:
+        cache.subscriber(imsi)
+    assert len(cache) == 5
+    assert cache.subscriber(imsis[-1]) is cache.subscriber(imsis[-1])  # the newest stayed
+    off = ReadCache(store, 0)
+    assert off.subscriber(IMSI) is not off.subscriber(IMSI) and len(off) == 0
+    cache.clear()
+    assert len(cache) == 0
