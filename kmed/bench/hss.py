@@ -48,7 +48,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def write_config(root: Path, port: int, log_level: str) -> Path:
+def write_config(root: Path, port: int, log_level: str, cache: int | None = None) -> Path:
     path = root / "hss.toml"
     path.write_text(
         f"""[diameter]
@@ -60,6 +60,7 @@ allowed_peers = ["bench.localdomain"]
 url = "sqlite:///{root / 'hss.sqlite'}"
 [hss]
 max_pending = 100000
+{"" if cache is None else f"cache_subscribers = {cache}"}
 [log]
 level = "{log_level}"
 format = "json"
@@ -280,6 +281,9 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--inflight", type=int, default=64)
     ap.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
                     help="the HSS's log level (docs/hss.md: per-request events are debug)")
+    ap.add_argument("--cache", type=int, default=None, metavar="N",
+                    help="the HSS's hss.cache_subscribers (default: the HSS's default; 0 = every read from the "
+                         "store). Random subscribers of a large range miss the cache: compare store scaling with 0")
     ap.add_argument("--keep", metavar="DIR", help="use DIR (store reused if present) and keep it")
     ap.add_argument("--callgrind", action="store_true",
                     help="run the HSS under valgrind's callgrind and print its instructions per request "
@@ -292,7 +296,7 @@ def main(argv: list[str]) -> int:
     root = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="kmed-bench-hss-"))
     root.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    config = write_config(root, port, args.log_level)
+    config = write_config(root, port, args.log_level, args.cache)
     fresh = not (root / "hss.sqlite").exists()
     if fresh:
         took = provision(config, args.subscribers)
@@ -326,9 +330,13 @@ def main(argv: list[str]) -> int:
 
             ev = json.loads(line)
             batches = f"; {ev['committed'] / max(1, ev['batches']):.1f} requests per commit (whole run)"
+            if "cache_hits" in ev:
+                looked = max(1, ev["cache_hits"] + ev["cache_misses"])
+                batches += f"; read cache hits {100 * ev['cache_hits'] / looked:.0f}%"
             break
+    cache = "default" if args.cache is None else args.cache
     print(f"kmed bench hss: AIR/AIA, 1 vector, {args.inflight} in flight, {args.subscribers} subscribers, "
-          f"HSS log level {args.log_level}; {os.cpu_count()} CPUs, load average {load_average()}")
+          f"HSS log level {args.log_level}, read cache {cache}; {os.cpu_count()} CPUs, load average {load_average()}")
     print(f"  {run.requests} answers in {run.elapsed:.2f} s = {rate:,.0f} per s; failed {client.failed}")
     print(f"  latency p50 {pct(client.lat, 50):.2f} ms, p99 {pct(client.lat, 99):.2f} ms, "
           f"max {max(client.lat) * 1000:.2f} ms")
