@@ -11,11 +11,13 @@ coalesced into one ``transport.write`` (thousands of UEs share a few connections
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import Protocol, cast
 
 from kmed.nas.frame import (
     LINK_UE_ID,
     ErrorCause,
+    Frame,
     FrameDecoder,
     FrameError,
     FrameType,
@@ -77,11 +79,17 @@ class UeLinkConnection(asyncio.Protocol):
         try:
             frames = self._decoder.feed(data)
         except FrameError as exc:
+            self._deliver(exc.frames)  # the good frames before the bad header are the peer's: serve them
+            if self._closed:
+                return
             self.bad_frames += 1
             self.owner.link_event(self, "link_framing_error", cause=exc.cause.name, detail=exc.detail)
             self.send(error_frame(exc.cause, LINK_UE_ID, exc.detail))
             self.close("framing error")
             return
+        self._deliver(frames)
+
+    def _deliver(self, frames: Sequence[Frame]) -> None:
         owner = self.owner
         for frame in frames:
             self.frames_in += 1

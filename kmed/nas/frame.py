@@ -17,8 +17,10 @@ Sans-I/O: `encode_frame` builds bytes, `FrameDecoder.feed` turns received bytes 
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import NoReturn
 
 __all__ = [
     "DEFAULT_MAX_FRAME_SIZE",
@@ -35,6 +37,7 @@ __all__ = [
     "ReleaseCause",
     "encode_frame",
     "error_frame",
+    "nas_downlink_frame",
     "parse_error_payload",
 ]
 
@@ -92,12 +95,17 @@ class ReleaseCause(IntEnum):
 
 class FrameError(Exception):
     """The byte stream cannot be framed (bad version, bad length): the connection must be closed
-    after answering an ERROR frame with `cause` on UE id 0."""
+    after answering an ERROR frame with `cause` on UE id 0.
 
-    def __init__(self, cause: ErrorCause, detail: str) -> None:
+    `frames` holds the complete, well-formed frames that came before the bad header in the same
+    `FrameDecoder.feed` call: deliver them first (they are the peer's, in order), then answer.
+    """
+
+    def __init__(self, cause: ErrorCause, detail: str, frames: Sequence[Frame] = ()) -> None:
         super().__init__(f"{cause.name}: {detail}")
         self.cause = cause
         self.detail = detail
+        self.frames: tuple[Frame, ...] = tuple(frames)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +132,18 @@ def encode_frame(frame_type: int, ue_id: int, payload: bytes = b"", flags: int =
     return _HEADER.pack((VERSION << 24) | length, frame_type, flags, ue_id) + payload
 
 
+_NAS_DOWNLINK_WORD = VERSION << 24
+
+
+def nas_downlink_frame(ue_id: int, pdu: bytes) -> bytes:
+    """``encode_frame(FrameType.NAS_DOWNLINK, ue_id, pdu)`` for the CNN's per-message path: the
+    same octets, with only the checks a NAS PDU and a link key's UE id can fail."""
+    length = HEADER_SIZE + len(pdu)
+    if length > MAX_LENGTH_FIELD:
+        raise ValueError(f"frame of {length} octets exceeds the 24-bit length field")
+    return _HEADER.pack(_NAS_DOWNLINK_WORD | length, FrameType.NAS_DOWNLINK, 0, ue_id) + pdu
+
+
 def error_frame(cause: ErrorCause, ue_id: int = LINK_UE_ID, detail: str = "") -> bytes:
     """An ERROR frame: cause octet, then a short UTF-8 diagnostic (never secrets)."""
     return encode_frame(FrameType.ERROR, ue_id, bytes((cause,)) + detail.encode("utf-8")[:200])
@@ -141,7 +161,9 @@ class FrameDecoder:
 
     `feed` returns the complete frames received so far. The decoder keeps at most one
     incomplete frame (never more than `max_frame_size` octets). On a framing error it raises
-    `FrameError` and stays failed: the stream cannot be resynchronised, close the connection.
+    `FrameError` (whose `frames` are the good frames of that feed before the bad header: none
+    is lost) and stays failed: the stream cannot be resynchronised, close the connection.
+    Later feeds raise the same error without frames.
     """
 
     def __init__(self, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE) -> None:
@@ -171,11 +193,12 @@ class FrameDecoder:
             version = word >> 24
             length = word & 0xFFFFFF
             if version != VERSION:
-                self._fail(ErrorCause.UNSUPPORTED_VERSION, f"version {version}, expected {VERSION}")
+                self._fail(ErrorCause.UNSUPPORTED_VERSION, f"version {version}, expected {VERSION}", frames)
             if length < HEADER_SIZE:
-                self._fail(ErrorCause.MALFORMED, f"length {length} below the header size {HEADER_SIZE}")
+                self._fail(ErrorCause.MALFORMED, f"length {length} below the header size {HEADER_SIZE}", frames)
             if length > self.max_frame_size:
-                self._fail(ErrorCause.FRAME_TOO_LARGE, f"length {length} above the maximum {self.max_frame_size}")
+                self._fail(ErrorCause.FRAME_TOO_LARGE, f"length {length} above the maximum {self.max_frame_size}",
+                           frames)
             if end - pos < length:
                 break
             frames.append(Frame(ftype, ue_id, bytes(buf[pos + HEADER_SIZE : pos + length]), flags))
@@ -184,7 +207,7 @@ class FrameDecoder:
             del buf[:pos]
         return frames
 
-    def _fail(self, cause: ErrorCause, detail: str) -> None:
+    def _fail(self, cause: ErrorCause, detail: str, frames: list[Frame]) -> NoReturn:
         self._buf.clear()
-        self._error = FrameError(cause, detail)
-        raise self._error
+        self._error = FrameError(cause, detail)  # raised again, without frames, by later feeds
+        raise FrameError(cause, detail, frames) if frames else self._error

@@ -135,11 +135,13 @@ def test_malformed_frames_and_pdus_keep_the_cnn_serving(lab: Lab) -> None:
     # meanwhile a real UE on another connection attaches
     r = lab.attach(ue)
     assert r["result"] == "accepted"
-    # a frame the stream cannot carry (bad version): ERROR on UE id 0, then the CNN closes
-    link.send(b"\x02" + bytes(HEADER_SIZE - 1))
+    # a frame the stream cannot carry (bad version): ERROR on UE id 0, then the CNN closes; a good
+    # frame in the same segment before it is served first (its EMM STATUS comes before the ERROR)
+    link.send(encode_frame(FrameType.NAS_UPLINK, 12, bytes((0x07, 0x6F))) + b"\x02" + bytes(HEADER_SIZE - 1))
     assert link.closed_by_peer()
-    f = link.pending[-1] if link.pending else None
-    assert f is not None and (f.type, f.ue_id) == (FrameType.ERROR, 0)
+    assert [(f.type, f.ue_id) for f in link.pending[-2:]] == [(FrameType.NAS_DOWNLINK, 12), (FrameType.ERROR, 0)]
+    assert decode(link.pending[-2].payload)["emm_cause"] == 97
+    f = link.pending[-1]
     assert f.payload[0] == ErrorCause.UNSUPPORTED_VERSION
     link.close()
     # an oversize frame: refused from its header

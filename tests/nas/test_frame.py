@@ -18,6 +18,7 @@ from kmed.nas.frame import (
     FrameType,
     encode_frame,
     error_frame,
+    nas_downlink_frame,
     parse_error_payload,
 )
 
@@ -99,6 +100,30 @@ def test_error_frame_payload() -> None:
     (frame,) = FrameDecoder().feed(error_frame(ErrorCause.UNKNOWN_UE_ID, 42, "no such UE"))
     assert frame.type == FrameType.ERROR and frame.ue_id == 42
     assert parse_error_payload(frame.payload) == (ErrorCause.UNKNOWN_UE_ID, "no such UE")
+
+
+def test_good_frames_before_a_bad_header_come_with_the_error() -> None:
+    """Frames completed in the same feed as a bad header are not lost: FrameError.frames has
+    them, in order; later feeds raise without frames (already delivered)."""
+    good = [encode_frame(FrameType.LINK_SETUP, 0, b"enb"), encode_frame(FrameType.NAS_UPLINK, 7, b"\x07\x41")]
+    dec = FrameDecoder(128)
+    with pytest.raises(FrameError) as info:
+        dec.feed(b"".join(good) + b"\x02" + bytes(HEADER_SIZE - 1))
+    assert info.value.cause == ErrorCause.UNSUPPORTED_VERSION
+    assert info.value.frames == (Frame(FrameType.LINK_SETUP, 0, b"enb"), Frame(FrameType.NAS_UPLINK, 7, b"\x07\x41"))
+    with pytest.raises(FrameError) as again:
+        dec.feed(good[0])
+    assert again.value.cause == ErrorCause.UNSUPPORTED_VERSION and again.value.frames == ()
+    with pytest.raises(FrameError) as alone:  # a bad header first: nothing before it
+        FrameDecoder(128).feed(bytes((1,)) + (4).to_bytes(3, "big") + bytes(6))
+    assert alone.value.cause == ErrorCause.MALFORMED and alone.value.frames == ()
+
+
+def test_nas_downlink_frame_is_encode_frame() -> None:
+    for ue_id, pdu in ((1, b"\x07\x42"), (0xFFFFFFFF, bytes(300)), (77, b"")):
+        assert nas_downlink_frame(ue_id, pdu) == encode_frame(FrameType.NAS_DOWNLINK, ue_id, pdu)
+    with pytest.raises(ValueError):
+        nas_downlink_frame(1, bytes(2**24))
 
 
 def test_encode_refuses_out_of_range() -> None:
