@@ -76,7 +76,7 @@ class PopulationSpec:
 class SimUe:
     """One simulated UE: index in the range, USIM and ME (from :mod:`kmed.ue`)."""
 
-    __slots__ = ("_private_key", "busy", "index", "me", "spec", "usim")
+    __slots__ = ("busy", "index", "me", "spec", "usim")
 
     def __init__(self, spec: PopulationSpec, index: int) -> None:
         self.spec = spec
@@ -84,7 +84,6 @@ class SimUe:
         imei = spec.imei(index)
         self.usim = Usim(spec.imsi(index), spec.k, spec.opc, ind_bits=spec.ind_bits)
         private, _ = devkeys.derive_device_key(spec.device_key_seed, imei, spec.profile)
-        self._private_key = private
         self.me = Me(imei, spec.profile, private, svn=spec.software_version)
         self.busy = False
 
@@ -102,8 +101,8 @@ class SimUe:
 
     def factory_reset_me(self) -> None:
         """Give the USIM a *new ME*: the same device (the only one allowed with this IMSI) with
-        its KME state erased, as after a factory reset."""
-        self.me = Me(self.me.imei, self.spec.profile, self._private_key, svn=self.spec.software_version)
+        its KME state erased, as after a factory reset (:meth:`Me.factory_reset`)."""
+        self.me.factory_reset()
 
     def state_dict(self) -> dict[str, Any]:
         """USIM and ME state as JSON values (holds the KME: written only to 0600 files)."""

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from kmed.crypto import ecies, kme
+from kmed.nas.identity import imeisv_identity
 from kmed.nas.ies import KmeBindingIndicator as KmeBinding
 from kmed.ue.state import StateError, hex_field, read_state, write_atomic
 
@@ -83,7 +84,7 @@ class Me:
     ``save`` is called with the state after each change (``None``: memory only).
     """
 
-    __slots__ = ("_private_key", "imei", "imeisv", "profile", "save", "state")
+    __slots__ = ("_fingerprint", "_imeisv_identity", "_private_key", "imei", "imeisv", "profile", "save", "state")
 
     def __init__(
         self,
@@ -103,6 +104,8 @@ class Me:
         self._private_key = bytes(private_key)
         self.state = state if state is not None else MeState()
         self.save = save
+        self._imeisv_identity: bytes | None = None
+        self._fingerprint: tuple[bytes, str] | None = None  # (current KME, its fingerprint)
 
     @classmethod
     def from_pem(cls, imei: str, pem: bytes, **kwargs: Any) -> Me:
@@ -121,9 +124,23 @@ class Me:
             return self.state.current_kme
         return None
 
+    @property
+    def imeisv_identity(self) -> bytes:
+        """The IMEISV as an EPS mobile identity value (TS 24.301 §9.9.3.12), made once."""
+        value = self._imeisv_identity
+        if value is None:
+            value = self._imeisv_identity = imeisv_identity(self.imeisv)
+        return value
+
     def current_fingerprint(self) -> str | None:
-        """``kme.fingerprint`` of the current KME, or None."""
-        return kme.fingerprint(self.state.current_kme) if self.state.current_kme is not None else None
+        """``kme.fingerprint`` of the current KME, or None (kept until the KME changes)."""
+        current = self.state.current_kme
+        if current is None:
+            return None
+        cached = self._fingerprint
+        if cached is None or cached[0] is not current:
+            cached = self._fingerprint = (current, kme.fingerprint(current))
+        return cached[1]
 
     def receive_kme(self, encrypted: bytes, profile: str, nonce: bytes, imsi: str) -> bytes:
         """Step 7: decrypt the KME (ECIES ``profile``) and hold it as pending; return ME_Rsp
@@ -175,6 +192,12 @@ class Me:
         self.state.pending_imsi = None
         self._changed()
         return True
+
+    def factory_reset(self) -> None:
+        """Erase the KME state (current and pending), as a factory reset does; identity and
+        device key stay."""
+        self.state = MeState()
+        self._changed()
 
     def _changed(self) -> None:
         if self.save is not None:

@@ -40,7 +40,6 @@ Message sequence: docs/procedure.md. NAS rules applied (TS 24.301):
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,7 +47,7 @@ from kmed.crypto import kdf, kme
 from kmed.nas import esm
 from kmed.nas.causes import EmmCause
 from kmed.nas.codec import NasDecodeError, NasMessage, decode, encode
-from kmed.nas.identity import imei_identity, imeisv_identity, imsi_identity
+from kmed.nas.identity import imei_identity, imsi_identity
 from kmed.nas.ies import (
     EpsAttachType,
     EpsUpdateType,
@@ -299,10 +298,13 @@ class UeProcedure:
     # --- plumbing -----------------------------------------------------------------------------
 
     def _run(self, handler: Any, *args: Any) -> list[Action]:
-        self._actions = []
-        with contextlib.suppress(_Stop):
+        actions: list[Action] = []
+        self._actions = actions
+        try:  # noqa: SIM105 (contextlib.suppress costs a context manager per event)
             handler(*args)
-        actions, self._actions = self._actions, []
+        except _Stop:
+            pass
+        self._actions = []
         return actions
 
     def _note(self, text: str) -> None:
@@ -317,7 +319,8 @@ class UeProcedure:
         pdu = encode(msg)
         if self._ctx is not None:
             pdu = self._ctx.protect(pdu, UPLINK, SecurityHeaderType.INTEGRITY_CIPHERED)
-        self._note(f"UE -> CNN {msg.name}")
+        if self._trace is not None:
+            self._trace.append(f"UE -> CNN {msg.name}")
         self._in_connection = True
         self._actions.append(Send(pdu))
 
@@ -345,8 +348,9 @@ class UeProcedure:
             messages=self._trace if self._trace is not None else [],
         )
         self._actions.append(Done(self.outcome))
-        self._event(f"{self.kind}_{result}", 13 if result == "accepted" else None,
-                    emm_cause=cause, error=error, kme_provisioned=self._committed)
+        if self._log is not None:
+            self._event(f"{self.kind}_{result}", 13 if result == "accepted" else None,
+                        emm_cause=cause, error=error, kme_provisioned=self._committed)
         raise _Stop
 
     def _fail(self, error: str) -> None:
@@ -390,8 +394,9 @@ class UeProcedure:
             msg.ies["kme_check"] = check
         self._send_plain(msg)
         self._actions.append(SetTimer(self.timer_s))
-        self._event(f"{self.kind}_request_sent", 1, attempt=self._attempts,
-                    identity="guti" if guti is not None else "imsi", kme_check=check is not None)
+        if self._log is not None:
+            self._event(f"{self.kind}_request_sent", 1, attempt=self._attempts,
+                        identity="guti" if guti is not None else "imsi", kme_check=check is not None)
 
     def _on_timer(self) -> None:
         timer = "T3410" if self.kind == ATTACH else "T3430"
@@ -443,7 +448,8 @@ class UeProcedure:
         else:
             self._discard(f"header type {sht}", "not a downlink EMM message")
             return
-        self._note(f"CNN -> UE {msg.name}")
+        if self._trace is not None:
+            self._trace.append(f"CNN -> UE {msg.name}")
         handler = _HANDLERS.get(msg.name)
         if handler is None:
             self._status(EmmCause.MESSAGE_TYPE_NOT_COMPATIBLE_WITH_PROTOCOL_STATE, msg.name)
@@ -475,7 +481,7 @@ class UeProcedure:
         elif kind == IdentityType.IMEI:
             value = imei_identity(self.me.imei)
         elif kind == IdentityType.IMEISV:
-            value = imeisv_identity(self.me.imeisv)
+            value = self.me.imeisv_identity
         else:
             self._status(EmmCause.INVALID_MANDATORY_INFORMATION, "identity type")
             return
@@ -509,7 +515,8 @@ class UeProcedure:
             return
         self._auth_failures = 0
         self._auth = _Auth(ksi, kasme, binding)
-        self._event("authentication_response_sent", step, ksi=ksi, binding=KmeBindingIndicator(binding).name)
+        if self._log is not None:
+            self._event("authentication_response_sent", step, ksi=ksi, binding=KmeBindingIndicator(binding).name)
         self._send_plain(NasMessage("authentication_response", {"res": res}))
 
     def _auth_failure(self, cause: int, auts: bytes | None, step: int) -> None:
@@ -572,7 +579,8 @@ class UeProcedure:
         if auth.binding == KmeBindingIndicator.BOUND_TO_NEW and self.me.commit_pending():
             self._committed = True
             self._note("ME: new KME committed, previous deleted")
-            self._event("kme_committed", 10, kme_fingerprint=self.me.current_fingerprint())
+            if self._log is not None:
+                self._event("kme_committed", 10, kme_fingerprint=self.me.current_fingerprint())
         self._smc_complete(msg, step)
 
     def _resend_smc_complete(self, pdu: bytes, msg: NasMessage, step: int) -> None:
@@ -592,13 +600,14 @@ class UeProcedure:
         assert self._ctx is not None
         complete: dict[str, Any] = {}
         if msg.get("imeisv_request") == _IMEISV_REQUESTED:
-            complete["imeisv"] = imeisv_identity(self.me.imeisv)
+            complete["imeisv"] = self.me.imeisv_identity
         self._note("UE -> CNN security_mode_complete")
         self._actions.append(
             Send(self._ctx.protect(encode(NasMessage("security_mode_complete", complete)), UPLINK,
                                    SecurityHeaderType.INTEGRITY_CIPHERED_NEW_CONTEXT))
         )
-        self._event("security_mode_complete_sent", step, ksi=self._ctx.ksi, imeisv="imeisv" in complete)
+        if self._log is not None:
+            self._event("security_mode_complete_sent", step, ksi=self._ctx.ksi, imeisv="imeisv" in complete)
 
     def _smc_reject(self, cause: int, why: str, step: int) -> None:
         """SECURITY MODE REJECT (§5.4.3.5): the current context (if any) stays in use."""

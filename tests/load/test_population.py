@@ -30,7 +30,8 @@ def test_identities_and_device_keys_as_provision_range(profile: str) -> None:
     _, public = devkeys.derive_device_key(SEED, ue.me.imei, profile)
     # The ME decrypts what the HSS encrypts to the public key that provision-range registered.
     blob = ecies.encrypt(profile, public, b"k" * 32)
-    assert ecies.decrypt(profile, ue._private_key, blob) == b"k" * 32
+    ue.me.receive_kme(blob, profile, bytes(16), ue.usim.imsi)
+    assert ue.me.state.pending_kme == b"k" * 32
     assert pop.ue(14) is ue  # created once
     assert pop.created() == [ue]
     assert len(pop) == 15

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from kmed.crypto import ecies, kme
+from kmed.nas.identity import imeisv_identity
 from kmed.nas.ies import KmeBindingIndicator
 from kmed.ue import state as state_mod
 from kmed.ue.me import KmeDecryptError, KmeUnavailable, Me, MeState, imeisv_of, load_me_state, save_me_state
@@ -71,6 +72,24 @@ def test_previous_kept_until_commit_then_deleted_and_revert_keeps_it() -> None:
     newer, _ = provision(me, pub)
     me.commit_pending()
     assert me.state.current_kme == newer and old not in (me.state.current_kme, me.state.pending_kme)
+
+
+def test_fingerprint_follows_the_current_kme_and_factory_reset_erases_it(tmp_path: Path) -> None:
+    path = tmp_path / "me" / "state.json"
+    me, pub = make_me(path=path)
+    assert me.current_fingerprint() is None
+    first, _ = provision(me, pub)
+    me.commit_pending()
+    assert me.current_fingerprint() == kme.fingerprint(first)
+    second, _ = provision(me, pub)
+    me.commit_pending()
+    assert me.current_fingerprint() == kme.fingerprint(second) != kme.fingerprint(first)
+    me.state = MeState(current_kme=first, kme_imsi=IMSI)  # state replaced from outside (restore)
+    assert me.current_fingerprint() == kme.fingerprint(first)
+    assert me.imeisv_identity == imeisv_identity(me.imeisv)
+    me.factory_reset()
+    assert me.current_fingerprint() is None and me.kme_for_check(IMSI) is None
+    assert load_me_state(path, IMEI).current_kme is None  # the reset is saved
 
 
 def test_kasme_for_each_binding_and_missing_keys() -> None:
