@@ -1,12 +1,13 @@
 """Diameter client: connections to peers in failover order, requests with answers awaited.
 
 ``DiameterClient(node, connect, destination_realm)`` keeps one connection per configured peer
-(reconnecting with a bounded, jittered exponential back-off) and sends each request to the
+(reconnecting with a bounded, jittered exponential back-off, :func:`reconnect_delay`) and sends each request to the
 Destination-Host itself when it is a connected peer, else to the first peer in the list whose
 connection is OKAY (RFC 6733 §6.1.4; RFC 3539 §3.4: failover and failback). When a
 connection goes SUSPECT or DOWN, its unanswered requests are sent again on the next OKAY peer
 with the T flag and a new hop-by-hop id (RFC 6733 §5.5.4); a request whose deadline passes
-fails with :class:`~kmed.diameter.transport.RequestTimeout`.
+fails with :class:`~kmed.diameter.transport.RequestTimeout`. With no other peer OKAY, they wait
+for the first peer that opens again, the same one included, until their deadline.
 """
 
 from __future__ import annotations
@@ -34,7 +35,22 @@ from kmed.diameter.peer import (
 )
 from kmed.diameter.transport import Handler, PeerConnection, RequestTimeout, connect, dispatch_request
 
-__all__ = ["ClientClosed", "DiameterClient", "NoPeerAvailable", "RequestTimeout"]
+__all__ = ["ClientClosed", "DiameterClient", "NoPeerAvailable", "RequestTimeout", "reconnect_delay"]
+
+#: A peer down for T seconds is tried again after about ``RECONNECT_FRACTION * T`` (jittered):
+#: the attempt times grow geometrically (x1.125-1.25 each), so a peer back after an outage of
+#: T seconds is open again within about T/4 (a 2 s HSS restart: within 0.5 s).
+RECONNECT_FRACTION = 0.25
+
+
+def reconnect_delay(down_for: float, initial: float, maximum: float, rng: random.Random) -> float:
+    """Seconds to wait before the next connection attempt to a peer that has been down (not
+    OKAY) for ``down_for`` seconds: ``RECONNECT_FRACTION * down_for`` bounded to
+    [``initial``, ``maximum``], times a jitter in [0.5, 1] (so that clients do not reconnect in
+    step). Right after an open connection was lost this is ``initial`` * [0.5, 1]: the first
+    retry is quick (RFC 3539 §3.4.1 leaves Tc to the implementation)."""
+    base = min(maximum, max(initial, RECONNECT_FRACTION * down_for))
+    return base * rng.uniform(0.5, 1.0)
 
 
 class NoPeerAvailable(ConnectionError):
@@ -54,7 +70,8 @@ class _Slot:
         self.conn: PeerConnection | None = None
         self.task: asyncio.Task[None] | None = None
         self.reopen = False
-        self.delay = client.backoff_initial
+        self.down_since: float | None = None  # when the peer was last OKAY (or we started)
+        self.hold = False  # the peer said DO_NOT_WANT_TO_TALK_TO_YOU: wait backoff_max once
         self.state = "connecting"
         self.failing = False
 
@@ -65,11 +82,13 @@ class _Slot:
                     certificate_names=names, rng=c.rng)
 
     def _new_connection(self) -> PeerConnection:
-        return PeerConnection(self._make_peer, self, coalesce=self.endpoint.transport != "sctp")
+        return PeerConnection(self._make_peer, self, coalesce=self.endpoint.transport != "sctp",
+                              pause_reading_on_write_pressure=False)
 
     async def run(self) -> None:
         c = self.client
         log = c.log.bind(peer_endpoint=str(self.endpoint))
+        self.down_since = asyncio.get_running_loop().time()
         while not c.closing:
             self.state = "connecting"
             try:
@@ -86,6 +105,8 @@ class _Slot:
             reason = await asyncio.shield(conn.closed)
             self.conn = None
             self.state = "down"
+            if self.down_since is None:
+                self.down_since = asyncio.get_running_loop().time()
             peer = conn.peer
             self.reopen = bool(peer is not None and peer.watchdog_failed)
             if c.closing:
@@ -95,8 +116,13 @@ class _Slot:
 
     async def _sleep(self) -> None:
         c = self.client
-        delay = self.delay * c.rng.uniform(0.75, 1.25)
-        self.delay = min(self.delay * 2, c.backoff_max)
+        now = asyncio.get_running_loop().time()
+        if self.hold:
+            self.hold = False
+            delay = c.backoff_max
+        else:
+            since = now if self.down_since is None else self.down_since
+            delay = reconnect_delay(now - since, c.backoff_initial, c.backoff_max, c.rng)
         await asyncio.sleep(delay)
 
     # ConnectionOwner callbacks
@@ -109,7 +135,7 @@ class _Slot:
     def on_state(self, conn: PeerConnection, old: PeerState, new: PeerState) -> None:
         self.state = new.value
         if new is PeerState.OKAY:
-            self.delay = self.client.backoff_initial
+            self.down_since = None
             self.client._peer_ready()
         elif old is PeerState.OKAY:
             if new is PeerState.SUSPECT:
@@ -126,7 +152,7 @@ class _Slot:
     def on_disconnecting(self, conn: PeerConnection, cause: int | None) -> None:
         self.client.log.info("diameter_peer_disconnecting", endpoint=str(self.endpoint), cause=cause)
         if cause == DO_NOT_WANT_TO_TALK_TO_YOU:
-            self.delay = self.client.backoff_max
+            self.hold = True
         self.client._update_ready()
 
     def on_closed(self, conn: PeerConnection, reason: str) -> None:
@@ -139,13 +165,15 @@ class DiameterClient:
     peers in ``connect``, in failover order. ``watchdog`` is Tw (RFC 3539); ``request_timeout``
     the default time an answer is awaited. ``handler`` answers requests the peers send us
     (e.g. CLR); without one they are answered 3001 DIAMETER_COMMAND_UNSUPPORTED.
+    ``backoff_initial`` and ``backoff_max`` bound the reconnect delay (:func:`reconnect_delay`;
+    a peer that sent DPR with DO_NOT_WANT_TO_TALK_TO_YOU is retried after ``backoff_max``).
     """
 
     def __init__(self, node: LocalNode, connect: Iterable[Endpoint], destination_realm: str,
                  destination_host: str | None = None, request_timeout: float = 3.0, watchdog: float = 30.0, *,
                  handler: Handler | None = None, ssl_context: ssl.SSLContext | None = None,
                  max_message_size: int = DEFAULT_MAX_SIZE, connect_timeout: float = 5.0,
-                 backoff_initial: float = 0.2, backoff_max: float = 30.0, rng: random.Random | None = None) -> None:
+                 backoff_initial: float = 0.05, backoff_max: float = 30.0, rng: random.Random | None = None) -> None:
         self.node = node
         self.endpoints = list(connect)
         if not self.endpoints:

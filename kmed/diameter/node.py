@@ -10,7 +10,8 @@ from __future__ import annotations
 import functools
 import random
 import time
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from kmed import __version__
@@ -27,6 +28,38 @@ def _firmware_revision(version: str) -> int:
     return parts[0] * 10000 + parts[1] * 100 + parts[2]
 
 
+@dataclass(frozen=True, slots=True)
+class BaseMessageEvent:
+    """A base-protocol message (RFC 6733 §5: CER/CEA, DWR/DWA, DPR/DPA) sent or received by
+    one of the node's connections, as :attr:`LocalNode.base_message_hook` sees it."""
+
+    message: str  # "CER", "CEA", "DWR", "DWA", "DPR", "DPA"
+    sent: bool  # True: this node sent it; False: it was received
+    peer: str | None  # the remote Origin-Host when known (from its CER/CEA), else None
+    address: tuple[str, int] | None  # the connection's remote transport address
+    result_code: int | None = None  # an answer's Result-Code (None for requests or when absent)
+
+
+#: What :attr:`LocalNode.base_message_hook` is called with: one :class:`BaseMessageEvent`.
+BaseMessageHook = Callable[[BaseMessageEvent], None]
+
+
+class BaseMessageCounters:
+    """A ready-made :data:`BaseMessageHook`: counts base-protocol messages by name and direction
+    (``counts[("DWR", "sent")]``), e.g. for docs/metrics.md's ``command="DWR"`` series. The
+    daemon reads ``counts`` (or :meth:`get`) when it exports its metrics."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[tuple[str, str]] = Counter()
+
+    def __call__(self, event: BaseMessageEvent) -> None:
+        self.counts[(event.message, "sent" if event.sent else "received")] += 1
+
+    def get(self, message: str, direction: str) -> int:
+        """How many ``message`` ("CER" ... "DPA") were ``direction`` ("sent" or "received")."""
+        return self.counts[(message, direction)]
+
+
 @dataclass(eq=False)
 class LocalNode:
     """This node's identity (CER/CEA content, RFC 6733 §5.3.1) and its end-to-end id source.
@@ -35,6 +68,9 @@ class LocalNode:
     ``application_vendors`` are advertised inside a Vendor-Specific-Application-Id with that
     vendor (S6a: vendor 10415, TS 29.272 §7.1.8), the others as bare Auth-Application-Id.
     ``host_ip_addresses`` empty means "the local address of each connection".
+    ``base_message_hook``, when set, is called with a :class:`BaseMessageEvent` for every
+    CER/CEA, DWR/DWA, DPR/DPA any connection of this node sends or receives (metrics; it must
+    be quick and must not raise: an exception is counted in ``Peer.hook_errors`` and dropped).
     """
 
     origin_host: str
@@ -49,6 +85,7 @@ class LocalNode:
     #: RFC 6733 §8.16: changes whenever the node restarts; boot time in seconds is the usual choice.
     origin_state_id: int = field(default_factory=lambda: int(time.time()) & 0xFFFFFFFF)
     rng: random.Random = field(default_factory=random.SystemRandom, repr=False)
+    base_message_hook: BaseMessageHook | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.host_ip_addresses = tuple(self.host_ip_addresses)

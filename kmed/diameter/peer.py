@@ -33,7 +33,7 @@ from typing import Any
 from kmed.diameter import dictionary as d
 from kmed.diameter.codec import DEFAULT_MAX_SIZE, decode, encode, encode_avps, frame_length
 from kmed.diameter.message import Avp, DecodeError, Message
-from kmed.diameter.node import APP_RELAY, LocalNode, PeerInfo
+from kmed.diameter.node import APP_RELAY, BaseMessageEvent, LocalNode, PeerInfo
 
 FLAG_R, FLAG_P, FLAG_E, FLAG_T = d.FLAG_R, d.FLAG_P, d.FLAG_E, d.FLAG_T
 APP_COMMON = d.APP_COMMON
@@ -249,6 +249,7 @@ class Peer:
         watchdog: float = 30.0,
         handshake_timeout: float = 10.0,
         dpa_timeout: float = 2.0,
+        drain_timeout: float = 2.0,
         max_message_size: int = DEFAULT_MAX_SIZE,
         max_pending: int = 65536,
         reopen: bool = False,
@@ -263,6 +264,7 @@ class Peer:
         self.watchdog = watchdog
         self.handshake_timeout = handshake_timeout
         self.dpa_timeout = dpa_timeout
+        self.drain_timeout = drain_timeout
         self.max_message_size = max_message_size
         self.max_pending = max_pending
         self.remote_address = remote_address
@@ -279,6 +281,8 @@ class Peer:
         self.watchdog_failed = False
         self._hbh = self._rng.getrandbits(32)
         self._buf = bytearray()
+        self._held: bytes | None = None  # received bytes not handled yet (data_received's limit)
+        self._held_pos = 0
         self._pending: dict[int, Pending] = {}
         self._deadlines: list[tuple[float, int]] = []  # heap of (deadline, hop-by-hop), lazily pruned
         # watchdog (RFC 3539 §3.4)
@@ -286,12 +290,17 @@ class Peer:
         self._last_rx = 0.0
         self._timer_set_at = 0.0
         self._dwr_pending = False
+        self._dpa_received = False
         self._num_dwa = 0
         self._dwr_hbh: int | None = None
         self._dpr_hbh: int | None = None
+        self._unanswered = 0  # requests delivered to the application and not answered yet
+        self._draining = False  # CLOSING: waiting for answers before closing (RFC 6733 §5.4)
         #: counters for metrics and tests
         self.unmatched_answers = 0
         self.discarded_requests = 0
+        self.frames_received = 0
+        self.hook_errors = 0
 
     # -------------------------------------------------------------- small helpers
 
@@ -308,6 +317,20 @@ class Peer:
     @property
     def pending_count(self) -> int:
         return len(self._pending)
+
+    @property
+    def drained(self) -> bool:
+        """True when no answer is owed to the remote peer and none of ours is awaited (a
+        CLOSING connection waits for this, at most ``drain_timeout``, before closing)."""
+        return not self._unanswered and not self._pending
+
+    def _closing_reason(self) -> str:
+        reason = "disconnected"
+        if self._dpr_hbh is not None:
+            reason += " (DPA received)" if self._dpa_received else " (no DPA)"
+        if not self.drained:
+            reason += f": {self._unanswered} answers owed, {len(self._pending)} awaited at the drain deadline"
+        return reason
 
     def next_timer(self) -> float | None:
         """The earliest time :meth:`tick` has something to do, or None."""
@@ -344,6 +367,7 @@ class Peer:
             return
         self.close_reason = reason
         self._timer = None
+        self._held = None
         self._set_state(PeerState.DOWN, out)
         self._take_pending(out)
         out.append(Close(reason))
@@ -359,6 +383,28 @@ class Peer:
 
     def _send_message(self, msg: Message, out: list[Action]) -> None:
         out.append(Send(encode(msg)))
+        if self.node.base_message_hook is not None and msg.command_code in _BASE_COMMANDS \
+                and msg.application_id == APP_COMMON:
+            self._notify(msg, True)
+
+    def _notify(self, msg: Message, sent: bool) -> None:
+        """Report a base-protocol message to ``node.base_message_hook`` (metrics)."""
+        hook = self.node.base_message_hook
+        if hook is None:
+            return
+        try:
+            peer = self.info.origin_host if self.info is not None else None
+            code = None
+            if not sent and peer is None and msg.command_code == d.CMD_CER:
+                peer = msg.get("Origin-Host")
+            if not msg.flags & FLAG_R:
+                code = msg.result_code()
+        except DecodeError:
+            pass
+        try:
+            hook(BaseMessageEvent(msg.name, sent, peer, self.remote_address, code))
+        except Exception:  # the hook is the application's: it must not break the connection
+            self.hook_errors += 1
 
     def _capabilities(self) -> list[Any]:
         """CER/CEA content after Result-Code (RFC 6733 §5.3.1, §5.3.2)."""
@@ -413,33 +459,47 @@ class Peer:
         if self.state is not PeerState.DOWN:
             self.close_reason = self.close_reason or "connection lost"
             self._timer = None
+            self._held = None
             self._set_state(PeerState.DOWN, out)
             self._take_pending(out)
         return out
 
-    def data_received(self, data: bytes, now: float) -> list[Action]:
-        """Bytes from the connection: reassemble, decode, act (RFC 6733 §3 framing)."""
+    def data_received(self, data: bytes, now: float, limit: int | None = None) -> list[Action]:
+        """Bytes from the connection: reassemble, decode, act (RFC 6733 §3 framing).
+
+        With ``limit``, at most that many messages are handled; whole messages beyond it stay
+        buffered (:attr:`backlog` is then True) until a later call, which may pass ``b""``. The
+        asyncio edge uses this to bound the work per event-loop iteration, so that answers and
+        timers keep running while a deep backlog is read.
+        """
         out: list[Action] = []
         if self.state is PeerState.DOWN:
             return out
         self._last_rx = now
-        buf = self._buf
-        if buf:
-            buf += data
-            if len(buf) < 4:
-                return out
-            try:
-                need = frame_length(buf, self.max_message_size)
-            except DecodeError as err:
-                self._framing_error(bytes(buf[:20]), err, out)
-                return out
-            if need is None or len(buf) < need:
-                return out
-            data = bytes(buf)
-            buf.clear()
-        pos = 0
+        held = self._held
+        if held is not None:  # whole messages left over by an earlier limit come first
+            self._held = None
+            data = held[self._held_pos:] + data if data else held
+            pos = 0 if data is not held else self._held_pos
+        else:
+            pos = 0
+            buf = self._buf
+            if buf:
+                buf += data
+                if len(buf) < 4:
+                    return out
+                try:
+                    need = frame_length(buf, self.max_message_size)
+                except DecodeError as err:
+                    self._framing_error(bytes(buf[:20]), err, out)
+                    return out
+                if need is None or len(buf) < need:
+                    return out
+                data = bytes(buf)
+                buf.clear()
         n = len(data)
         max_size = self.max_message_size
+        budget = -1 if limit is None else limit
         while n - pos >= 4:
             length = (data[pos + 1] << 16) | (data[pos + 2] << 8) | data[pos + 3]
             if data[pos] != 1 or length < 20 or length & 3 or length > max_size:
@@ -450,13 +510,23 @@ class Peer:
                     return out
             if n - pos < length:
                 break
+            if budget == 0:  # keep the rest, unread, for the next call (no copy)
+                self._held, self._held_pos = data, pos
+                return out
+            budget -= 1
+            self.frames_received += 1
             self._frame(data[pos:pos + length] if pos or length != n else data, now, out)
             pos += length
             if self.closed:
                 return out
         if pos < n:
-            buf += data[pos:]  # at most one message (<= max_message_size) waits here
+            self._buf += data[pos:]  # at most one message (<= max_message_size) waits here
         return out
+
+    @property
+    def backlog(self) -> bool:
+        """True when whole received messages wait for a :meth:`data_received` call (its limit)."""
+        return self._held is not None
 
     def _framing_error(self, header: bytes, err: DecodeError, out: list[Action]) -> None:
         """A bad version or length: the stream cannot be resynchronised. Answer a request whose
@@ -465,6 +535,7 @@ class Peer:
         if req is not None and req.flags & FLAG_R and not req.flags & FLAG_E:
             self._error_answer(req, err.result_code, out)
         self._buf.clear()
+        self._held = None
         self._close(f"framing error: {err.reason}", out)
 
     def _frame(self, frame: bytes, now: float, out: list[Action]) -> None:
@@ -501,6 +572,8 @@ class Peer:
                 self.unmatched_answers += 1  # late (timed out) or unknown: discarded, RFC 6733 §6.2.2
             else:
                 out.append(DeliverAnswer(p.token, msg))
+                if self._draining and self.drained:
+                    self._close(self._closing_reason(), out)
 
     def _request(self, msg: Message, out: list[Action]) -> None:
         if self.state is PeerState.REOPEN:
@@ -520,12 +593,16 @@ class Peer:
         if msg.unknown_mandatory:
             self._error_answer(msg, d.DIAMETER_AVP_UNSUPPORTED, out, failed=msg.unknown_mandatory)
             return
+        self._unanswered += 1
         out.append(DeliverRequest(msg))
 
     # -------------------------------------------------------------- base protocol messages
 
     def _handshake(self, msg: Message, now: float, out: list[Action]) -> None:
         """RFC 6733 §5.3: only CER (responder) or CEA (initiator) is acceptable now."""
+        if self.node.base_message_hook is not None and msg.application_id == d.APP_COMMON \
+                and msg.command_code in _BASE_COMMANDS:
+            self._notify(msg, False)
         if msg.command_code != d.CMD_CER or msg.application_id != d.APP_COMMON:
             self._close(f"{msg.name} before the capabilities exchange", out)
             return
@@ -650,6 +727,8 @@ class Peer:
         self._send_message(dwr, out)
 
     def _base_message(self, msg: Message, now: float, out: list[Action]) -> None:
+        if self.node.base_message_hook is not None:
+            self._notify(msg, False)
         cmd = msg.command_code
         is_request = bool(msg.flags & FLAG_R)
         if cmd == d.CMD_DWR:
@@ -673,7 +752,12 @@ class Peer:
                 self._set_state(PeerState.CLOSING, out)
                 self._timer = now + self.dpa_timeout
             elif msg.hop_by_hop == self._dpr_hbh:
-                self._close("disconnected (DPA received)", out)
+                self._dpa_received = True
+                if self.drained:
+                    self._close(self._closing_reason(), out)
+                else:  # answers still owed, or ours still awaited: send/read them first (bounded)
+                    self._draining = True
+                    self._timer = now + self.drain_timeout
         else:  # CER on an open connection: RFC 6733 §5.6.4 election is not supported here
             self._close("CER received on an open connection", out)
 
@@ -703,13 +787,20 @@ class Peer:
                     del pending[hbh]
                     out.append(RequestFailed(p.token, "timeout"))
         timer = self._timer
+        if self._draining and self.drained:
+            self._close(self._closing_reason(), out)
+            return out
         if timer is None or now < timer:
             return out
         state = self.state
         if state is PeerState.WAIT_CER or state is PeerState.WAIT_CEA:
             self._close("capabilities exchange timed out", out)
         elif state is PeerState.CLOSING:
-            self._close("disconnected (no DPA)" if self._dpr_hbh is not None else "disconnected", out)
+            if not self._draining and not self.drained:  # one more, bounded, wait for the answers
+                self._draining = True
+                self._timer = now + self.drain_timeout
+            else:
+                self._close(self._closing_reason(), out)
         elif state is PeerState.OKAY:
             if self._last_rx > self._timer_set_at:
                 # traffic since the timer was set: RFC 3539 "Receive non-DWA -> SetWatchdog()", lazily
@@ -796,6 +887,8 @@ class Peer:
         """The bytes of :meth:`send_answer` without the action list (hot path), or None if down."""
         if self.state is PeerState.DOWN:
             return None
+        if self._unanswered:
+            self._unanswered -= 1
         data = encode(answer)
         if answer.holds(self.node.origin_avps):
             return data

@@ -4,8 +4,14 @@
 :class:`PeerConnection` is an ``asyncio.Protocol`` (no streams: one call per received chunk,
 framing done by the peer). Writes made during one event-loop iteration are coalesced into one
 ``write`` on TCP/TLS; on SCTP each message is its own write (one Diameter message per SCTP
-message). When the kernel's send buffer fills, reading pauses, so a peer that does not read
-cannot make us queue unbounded answers.
+message). At most :data:`MAX_MESSAGES_PER_ITERATION` received messages are handled per
+event-loop iteration and connection: beyond that, reading pauses and the rest of what was read
+is handled in the next iterations, so that a deep backlog on the socket (uvloop reads up to
+32 x 256 KiB per iteration) does not hold back answers, commits and timers for seconds
+(docs/faults.md, finding 1). On a server, when the write buffer fills, reading pauses too, so a
+peer that does not read cannot make us queue unbounded answers; a client keeps reading its
+answers whatever its write buffer holds (two peers that both stopped reading would wait on each
+other forever, docs/faults.md finding 2).
 
 :func:`install_uvloop` (the daemons call it), :func:`sctp_available`,
 :func:`make_ssl_context`, :func:`listen` and :func:`connect` are the helpers the server and the
@@ -64,6 +70,11 @@ __all__ = [
 
 #: What an application handler is: ``handler(request, peer) -> answer`` (or an awaitable of it).
 Handler = Callable[[Message, PeerInfo], "Message | Awaitable[Message]"]
+
+#: Received messages handled per event-loop iteration on one connection before reading pauses
+#: until the next iteration (64 AIRs are a few ms of HSS work; a benchmark's 64 requests in
+#: flight never reach it).
+MAX_MESSAGES_PER_ITERATION = 64
 
 _log = klog.get("diameter")
 
@@ -153,14 +164,27 @@ class PeerConnection(asyncio.Protocol):
     ``make_peer(local_address, remote_address, certificate_names)`` is called in
     ``connection_made`` (after the TLS handshake, if any). Answers to
     our requests resolve the futures passed as tokens (``RequestFailed`` sets
-    :class:`RequestTimeout`); the rest goes to ``owner``.
+    :class:`RequestTimeout`); the rest goes to ``owner``. ``max_per_iteration`` bounds the
+    received messages handled per loop iteration; ``pause_reading_on_write_pressure`` (a
+    server's choice, not a client's) stops reading while the write buffer is above its
+    high-water mark.
     """
 
     def __init__(self, make_peer: Callable[[str | None, tuple[str, int] | None, list[str] | None], Peer],
-                 owner: ConnectionOwner, *, coalesce: bool = True) -> None:
+                 owner: ConnectionOwner, *, coalesce: bool = True,
+                 max_per_iteration: int = MAX_MESSAGES_PER_ITERATION,
+                 pause_reading_on_write_pressure: bool = True) -> None:
+        if max_per_iteration < 1:
+            raise ValueError("max_per_iteration must be at least 1")
         self._make_peer = make_peer
         self.owner = owner
         self.coalesce = coalesce
+        self.max_per_iteration = max_per_iteration
+        self.pause_reading_on_write_pressure = pause_reading_on_write_pressure
+        self._budget = max_per_iteration  # messages this iteration may still handle
+        self._budget_reset = False  # _next_iteration is scheduled
+        self._throttled = False  # reading paused by the budget
+        self._write_paused = False  # the transport called pause_writing
         self.peer: Peer | None = None
         self.transport: asyncio.Transport | None = None
         self.loop = asyncio.get_running_loop()
@@ -187,7 +211,46 @@ class PeerConnection(asyncio.Protocol):
         peer = self.peer
         if peer is None:
             return
-        self._run(peer.data_received(data, self.loop.time()))
+        budget = self._budget
+        before = peer.frames_received
+        self._run(peer.data_received(data, self.loop.time(), budget if budget > 0 else 0))
+        used = peer.frames_received - before
+        if used:
+            self._budget = budget - used
+            if not self._budget_reset:
+                self._budget_reset = True
+                self.loop.call_soon(self._next_iteration)
+        if peer.backlog and not self._throttled:
+            self._throttle()
+
+    def _throttle(self) -> None:
+        """The budget is spent with whole messages still buffered: stop reading until they are
+        handled (the kernel's receive queue and TCP flow control hold the rest)."""
+        self._throttled = True
+        if not self._budget_reset:
+            self._budget_reset = True
+            self.loop.call_soon(self._next_iteration)
+        if self.transport is not None and not self._closing:
+            self.transport.pause_reading()
+
+    def _next_iteration(self) -> None:
+        """A new loop iteration: a fresh budget, spent first on the buffered messages."""
+        self._budget_reset = False
+        self._budget = budget = self.max_per_iteration
+        peer = self.peer
+        if peer is None or self._closing:
+            return
+        if peer.backlog:
+            before = peer.frames_received
+            self._run(peer.data_received(b"", self.loop.time(), budget))
+            self._budget = budget - (peer.frames_received - before)
+            self._budget_reset = True
+            self.loop.call_soon(self._next_iteration)
+        if self._throttled and not peer.backlog:
+            self._throttled = False
+            if self.transport is not None and not self._closing and not (
+                    self._write_paused and self.pause_reading_on_write_pressure):
+                self.transport.resume_reading()
 
     def eof_received(self) -> bool | None:
         return False  # close our side too
@@ -209,11 +272,14 @@ class PeerConnection(asyncio.Protocol):
             self.closed.set_result(reason)
 
     def pause_writing(self) -> None:
-        if self.transport is not None:
+        self._write_paused = True
+        if self.pause_reading_on_write_pressure and self.transport is not None and not self._closing:
             self.transport.pause_reading()
 
     def resume_writing(self) -> None:
-        if self.transport is not None and not self._closing:
+        self._write_paused = False
+        if (self.pause_reading_on_write_pressure and self.transport is not None and not self._closing
+                and not self._throttled):
             self.transport.resume_reading()
 
     # -------------------------------------------------------------- actions
@@ -315,6 +381,8 @@ class PeerConnection(asyncio.Protocol):
             data = peer.encode_answer(answer)
             if data is not None:
                 self._write(data)
+                if peer.state is PeerState.CLOSING:  # the last owed answer may end a drain
+                    self._run(peer.tick(self.loop.time()))
 
     def disconnect(self, cause: int) -> None:
         """DPR (or just close before the capabilities exchange)."""
