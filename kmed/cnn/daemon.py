@@ -44,7 +44,7 @@ from kmed.cnn.procedure import (
     StopTimer,
 )
 from kmed.diameter.message import Message
-from kmed.nas.frame import ErrorCause, FrameType, ReleaseCause, encode_frame, error_frame
+from kmed.nas.frame import ErrorCause, FrameType, ReleaseCause, encode_frame, error_frame, nas_downlink_frame
 
 __all__ = ["CnnDaemon", "main", "serve"]
 
@@ -65,7 +65,7 @@ class CnnDaemon:
     def __init__(self, conf: dict[str, dict[str, Any]], client: Any, metrics: Any = None) -> None:
         self.conf = conf
         self.settings = Settings.from_config(conf)
-        self.core = Cnn(self.settings, debug=conf["log"]["level"] == "debug")
+        self.core = Cnn(self.settings, log_level=conf["log"]["level"])  # no Log actions the logger would drop
         self.client = client
         self.metrics = metrics
         self.request_timeout = float(conf["diameter"]["request_timeout_s"])
@@ -133,24 +133,26 @@ class CnnDaemon:
     def execute(self, actions: list[Action]) -> None:
         """Carry out the state machine's actions, in order."""
         for a in actions:
-            if isinstance(a, SendNas):
+            # the actions are final classes: an identity test per branch (cheaper than isinstance)
+            if type(a) is SendNas:
                 conn = self.links.get(a.key >> 32)
                 if conn is not None:
-                    conn.send(encode_frame(FrameType.NAS_DOWNLINK, a.key & 0xFFFFFFFF, a.pdu))
-            elif isinstance(a, Log):
-                self._log(a)
-            elif isinstance(a, StartTimer):
-                old = self.timers.pop(a.key, None)
+                    conn.send(nas_downlink_frame(a.key & 0xFFFFFFFF, a.pdu))
+            elif type(a) is StartTimer:
+                timers = self.timers
+                old = timers.pop(a.key, None)
                 if old is not None:
                     old.cancel()
                 assert self._loop is not None
-                self.timers[a.key] = self._loop.call_later(a.seconds, self._timer_fired, a.key, a.token)
-            elif isinstance(a, StopTimer):
+                timers[a.key] = self._loop.call_later(a.seconds, self._timer_fired, a.key, a.token)
+            elif type(a) is StopTimer:
                 handle = self.timers.pop(a.key, None)
                 if handle is not None:
                     handle.cancel()
-            elif isinstance(a, SendS6a):
-                task = asyncio.ensure_future(self._s6a(a))
+            elif type(a) is Log:
+                self._log(a)
+            elif type(a) is SendS6a:
+                task = (self._loop or asyncio.get_running_loop()).create_task(self._s6a(a))
                 self.tasks.add(task)
                 task.add_done_callback(self.tasks.discard)
             elif isinstance(a, Outcome):
@@ -370,7 +372,7 @@ def _reload(config_path: str, daemon: CnnDaemon) -> None:
             daemon.log.error("cnn_reload_failed", error=f"log.file: {exc.strerror or exc}")
         else:
             daemon.log = klog.get("cnn").bind()
-            daemon.core.debug = conf["log"]["level"] == "debug"
+            daemon.core.set_log_level(conf["log"]["level"])
             daemon.log.info("cnn_reloaded", level=conf["log"]["level"], log_file=conf["log"]["file"])
     systemd.ready()
 

@@ -127,6 +127,8 @@ _UNPROTECTED_OK = frozenset({
     "attach_request", "tracking_area_update_request", "detach_request", "identity_response",
     "authentication_response", "authentication_failure", "security_mode_reject", "emm_status",
 })
+#: Log levels of :class:`Log` actions, lowest first (the ``[log] level`` names, kmed/config.py).
+_LOG_LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
 #: Once a context is in use, a new request may still come unprotected (a UE restarting).
 _UNPROTECTED_AFTER_SECURITY = frozenset({"attach_request", "tracking_area_update_request", "detach_request"})
 
@@ -434,7 +436,10 @@ class Cnn:
 
     ``clock`` (monotonic seconds) times procedures; ``rng`` allocates M-TMSIs; ``nonce``
     returns the 16 random octets of seed step 5 (the OS CSPRNG unless a test injects one).
-    ``debug`` also emits the per-message ``debug`` log events (off: fewer objects per UE).
+    ``debug`` also emits the per-message ``debug`` log events (off: fewer objects per UE);
+    ``log_level`` (``debug``, ``info``, ``warning``, ``error``), when given, emits only the
+    :class:`Log` actions at or above it (the daemon's ``[log] level``: no objects for events
+    its logger would drop) and overrides ``debug``.
     """
 
     def __init__(
@@ -445,11 +450,14 @@ class Cnn:
         rng: random.Random | None = None,
         nonce: Callable[[int], bytes] = secrets.token_bytes,
         debug: bool = False,
+        log_level: str | None = None,
     ) -> None:
         self.settings = settings
         self.clock = clock
         self.nonce = nonce
-        self.debug = debug
+        self._min_level = _LOG_LEVELS["debug" if debug else "info"]
+        if log_level is not None:
+            self.set_log_level(log_level)
         #: False while the daemon drains (SIGTERM): new Attach/TAU Requests get EMM #22.
         self.accepting = True
         self.table: ContextTable[Procedure] = ContextTable(
@@ -474,6 +482,22 @@ class Cnn:
             State.KME: settings.kme_timer_s,
             State.COMPLETE: settings.t3450_s,
         }
+
+    @property
+    def debug(self) -> bool:
+        """Whether ``debug`` log events are emitted."""
+        return self._min_level <= _LOG_LEVELS["debug"]
+
+    @debug.setter
+    def debug(self, value: bool) -> None:
+        self._min_level = _LOG_LEVELS["debug" if value else "info"]
+
+    def set_log_level(self, level: str) -> None:
+        """Emit only :class:`Log` actions at ``level`` or above (e.g. after SIGHUP re-read ``[log]``)."""
+        try:
+            self._min_level = _LOG_LEVELS[level]
+        except KeyError:
+            raise ValueError(f"log level must be one of {', '.join(_LOG_LEVELS)}, got {level!r}") from None
 
     # === events ===================================================================================
 
@@ -1043,7 +1067,7 @@ class Cnn:
                                  proc.bound and outcome == "ok"))
 
     def _log(self, proc: Procedure | None, level: str, event: str, step: int | None, **fields: Any) -> None:
-        if level == "debug" and not self.debug:
+        if _LOG_LEVELS[level] < self._min_level:
             return
         fields["step"] = step
         key = proc.key if proc is not None else fields.pop("key", 0)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from kmed.cnn.contexts import link_key
 from kmed.cnn.procedure import State, gprs_timer, imei_from_imeisv
 from kmed.crypto import kme as kmefn
@@ -374,3 +376,20 @@ def test_helpers() -> None:
     assert gprs_timer(10) == 0x05 and gprs_timer(120) == 0x22 and gprs_timer(0) == 0xE0
     assert gprs_timer(60 * 31) == 0x3F and gprs_timer(99999) == 0x5F
     assert imei_from_imeisv(IMEI[:14] + "07") == (IMEI, "07")
+
+
+def test_log_level_drops_the_log_actions_below_it() -> None:
+    """``log_level`` (the daemon's ``[log] level``): only events at or above it become Log actions;
+    the procedure itself runs the same."""
+    cnn, _, ue, net = make()
+    cnn.set_log_level("warning")
+    assert not cnn.debug
+    net.up(ue.attach_complete(attach_until_accept(net, ue)))
+    assert net.outcomes[-1].outcome == "ok"
+    assert net.logs == []  # a clean provisioning attach logs nothing at warning
+    net.up(ue.send(NasMessage("emm_status", {"emm_cause": 98})))  # a warning still comes out
+    assert [log.level for log in net.logs] == ["warning"]
+    cnn.debug = True
+    assert cnn.debug
+    with pytest.raises(ValueError, match="log level"):
+        cnn.set_log_level("verbose")
