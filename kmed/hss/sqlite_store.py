@@ -112,6 +112,7 @@ class SqliteStore:
         db = self._db
         results = [True] * len(writes)
         sqns: dict[str, int] = {}
+        locations: dict[str, tuple[Any, ...]] = {}  # the last ULR of an IMSI in the batch wins
         audits: list[tuple[Any, ...]] = []
         db.execute("BEGIN IMMEDIATE")
         try:
@@ -123,20 +124,14 @@ class SqliteStore:
                 elif isinstance(w, StoreKme):
                     results[i] = self._store_kme(w, audits)
                 elif isinstance(w, SetLocation):
-                    db.execute(
-                        "INSERT INTO locations (imsi, origin_host, origin_realm, visited_plmn, rat_type, imei,"
-                        " software_version, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-                        " ON CONFLICT (imsi) DO UPDATE SET origin_host = excluded.origin_host,"
-                        " origin_realm = excluded.origin_realm, visited_plmn = excluded.visited_plmn,"
-                        " rat_type = excluded.rat_type, imei = excluded.imei,"
-                        " software_version = excluded.software_version, updated_at = excluded.updated_at",
-                        (w.imsi, w.origin_host, w.origin_realm, w.visited_plmn, w.rat_type, w.imei,
-                         w.software_version, w.at),
-                    )
+                    locations[w.imsi] = (w.imsi, w.origin_host, w.origin_realm, w.visited_plmn, w.rat_type,
+                                         w.imei, w.software_version, w.at)
                 else:  # pragma: no cover - the Write union is closed
                     raise TypeError(f"unknown write {type(w).__name__}")
             if sqns:
                 _update_sqns(db, sqns)
+            if locations:
+                _padded_rows(db, _LOCATION_UPSERT, list(locations.values()))
             if audits:
                 db.executemany(
                     "INSERT INTO kme_audit (at, event, imsi, imei, kme_fingerprint, issued_at, reason, peer)"
@@ -285,27 +280,37 @@ class SqliteStore:
         }
 
 
-#: The SQN statement's row counts: a batch is padded up to one of these (the statement cache
-#: then holds a handful of texts, not one per batch size). 512 rows = 1,024 parameters.
-_SQN_ROWS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+#: A batch's rows are padded up to one of these counts (the statement cache then holds a
+#: handful of texts, not one per batch size); 64 rows of 8 values = 512 parameters.
+_ROWS = (1, 2, 4, 8, 16, 32, 64)
+
+_SQN_UPDATE = ("WITH v(imsi, sqn) AS (VALUES {rows}) "
+               "UPDATE subscribers SET sqn = v.sqn FROM v WHERE subscribers.imsi = v.imsi")
+_LOCATION_UPSERT = (
+    "INSERT INTO locations (imsi, origin_host, origin_realm, visited_plmn, rat_type, imei, software_version,"
+    " updated_at) VALUES {rows} ON CONFLICT (imsi) DO UPDATE SET origin_host = excluded.origin_host,"
+    " origin_realm = excluded.origin_realm, visited_plmn = excluded.visited_plmn, rat_type = excluded.rat_type,"
+    " imei = excluded.imei, software_version = excluded.software_version, updated_at = excluded.updated_at"
+)
 
 
 def _update_sqns(db: sqlite3.Connection, sqns: dict[str, int]) -> None:
-    """Every SQN of a batch in as few statements as its size allows: one ``UPDATE ... FROM
-    (VALUES ...)`` per up to 512 subscribers (SQLite >= 3.33). ``executemany`` would step one
-    statement per row, and the Python module takes the GIL back after each step, so the
-    writer thread would contend with the event loop once per request instead of once per batch."""
-    items = list(sqns.items())
-    for start in range(0, len(items), _SQN_ROWS[-1]):
-        chunk = items[start : start + _SQN_ROWS[-1]]
-        rows = next(n for n in _SQN_ROWS if n >= len(chunk))
-        chunk += [chunk[-1]] * (rows - len(chunk))  # repeats of a row: the same value again
-        values = ", ".join(["(?, ?)"] * rows)
-        db.execute(
-            f"WITH v(imsi, sqn) AS (VALUES {values}) "
-            "UPDATE subscribers SET sqn = v.sqn FROM v WHERE subscribers.imsi = v.imsi",
-            [x for pair in chunk for x in pair],
-        )
+    """Every SQN of a batch: see :func:`_padded_rows`."""
+    _padded_rows(db, _SQN_UPDATE, list(sqns.items()))
+
+
+def _padded_rows(db: sqlite3.Connection, template: str, rows: list[tuple[Any, ...]]) -> None:
+    """One multi-row statement per up to 64 rows (each key once: the caller keeps the last
+    row of a key). ``executemany`` would step one statement per row, and the Python module
+    takes the GIL back after each step, so the writer thread would contend with the event
+    loop once per request instead of once per 64. Padding repeats the last row: the same
+    values written again."""
+    for start in range(0, len(rows), _ROWS[-1]):
+        chunk = rows[start : start + _ROWS[-1]]
+        count = next(n for n in _ROWS if n >= len(chunk))
+        chunk += [chunk[-1]] * (count - len(chunk))
+        one = "(" + ", ".join(["?"] * len(chunk[0])) + ")"
+        db.execute(template.format(rows=", ".join([one] * count)), [x for row in chunk for x in row])
 
 
 def _integrity(exc: sqlite3.IntegrityError, what: str) -> StoreError:

@@ -284,3 +284,18 @@ def test_apply_sets_every_sqn_of_a_large_batch_last_write_winning(tmp_path: Path
         got = {imsi: s.subscriber(imsi, False).sqn for imsi in imsis}  # type: ignore[union-attr]
         assert got == expected
     s.close()
+
+
+def test_apply_upserts_locations_of_a_batch_last_ulr_winning(tmp_path: Path) -> None:
+    s = SqliteStore(tmp_path / "hss.sqlite")
+    imsis = [f"0010100000{i:05d}" for i in range(70)]
+    s.provision([(i, K, OPC, b"\x80\x00", 0) for i in imsis], [], [])
+    first = [SetLocation(imsi, f"mme{n}", "r", b"\x00\xf1\x10", 1004, None, None, n) for n, imsi in enumerate(imsis)]
+    again = [SetLocation(imsis[3], "mme-late", "r2", b"\x00\xf1\x20", 1004, IMEI, "01", 999)]
+    assert s.apply(first + again) == [True] * 71
+    rows = dict(s._db.execute("SELECT imsi, origin_host FROM locations").fetchall())
+    assert len(rows) == 70 and rows[imsis[0]] == "mme0" and rows[imsis[69]] == "mme69"
+    late = s._db.execute("SELECT origin_host, origin_realm, imei, software_version, updated_at FROM locations"
+                         " WHERE imsi = ?", (imsis[3],)).fetchone()
+    assert late == ("mme-late", "r2", IMEI, "01", 999)
+    s.close()
