@@ -11,12 +11,14 @@ AVP order follows the command ABNFs (TS 29.272 §7.2.5 AIR, §7.2.3 ULR); kmed's
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
 from kmed.cnn.causes import emm_cause_for_failure, emm_cause_for_result
 from kmed.diameter import dictionary as d
-from kmed.diameter.message import DecodeError, Message
+from kmed.diameter.codec import encode_avps
+from kmed.diameter.message import AvpGroup, DecodeError, Message
 
 __all__ = [
     "AiaResult",
@@ -32,6 +34,28 @@ __all__ = [
 
 _VSAI = ("Vendor-Specific-Application-Id", [("Vendor-Id", d.VENDOR_3GPP), ("Auth-Application-Id", d.APP_S6A)])
 _NO_STATE = ("Auth-Session-State", d.AUTH_SESSION_STATE_NO_STATE_MAINTAINED)
+#: The AVPs after Session-Id that every AIR and ULR carries as they are: encoded once (a
+#: request's items may be encoded AVPs; the octets on the wire are the same).
+_HEAD = encode_avps([_VSAI, _NO_STATE])
+_ONE_VECTOR_NOW = [("Number-Of-Requested-Vectors", 1), ("Immediate-Response-Preferred", 1)]
+_REQ_INFO = encode_avps([("Requested-EUTRAN-Authentication-Info", _ONE_VECTOR_NOW)])
+_KME_REQUEST = encode_avps([("KME-Request", d.KME_REQUEST_NEW)])
+_RAT_EUTRAN = encode_avps([("RAT-Type", d.RAT_TYPE_EUTRAN)])
+#: Command flags of AIR and ULR as the command table gives them (R, and P: TS 29.272 §7.2.3, §7.2.5).
+_AIR_FLAGS = Message.request("AIR", d.APP_S6A, ()).flags
+_ULR_FLAGS = Message.request("ULR", d.APP_S6A, ()).flags
+
+
+@functools.lru_cache(maxsize=16)
+def _plmn(plmn_id: bytes) -> bytes:
+    """Visited-PLMN-Id, encoded (one per serving PLMN: a CNN has one)."""
+    return encode_avps([("Visited-PLMN-Id", plmn_id)])
+
+
+@functools.lru_cache(maxsize=64)
+def _ulr_tail(flags: int, plmn_id: bytes) -> bytes:
+    """RAT-Type, ULR-Flags, Visited-PLMN-Id of a ULR, encoded."""
+    return _RAT_EUTRAN + encode_avps([("ULR-Flags", flags), ("Visited-PLMN-Id", plmn_id)])
 _SCHEME_NAME = {d.KME_SCHEME_ECIES_PROFILE_A: "A", d.KME_SCHEME_ECIES_PROFILE_B: "B"}
 _BINDINGS = frozenset({d.KME_BINDING_NOT_BOUND, d.KME_BINDING_BOUND_TO_CURRENT, d.KME_BINDING_BOUND_TO_NEW})
 
@@ -61,24 +85,19 @@ def build_air(
     ``kme_request`` with Terminal-Information{IMEI, Software-Version}. ``resync_info`` is
     RAND ‖ AUTS (30 octets, §7.3.15) after a synch failure.
     """
-    req_info: list[Any] = [("Number-Of-Requested-Vectors", 1), ("Immediate-Response-Preferred", 1)]
-    if resync_info is not None:
-        req_info.append(("Re-Synchronization-Info", resync_info))
-    avps: list[Any] = [
-        ("Session-Id", session_id),
-        _VSAI,
-        _NO_STATE,
-        ("User-Name", imsi),
-        ("Requested-EUTRAN-Authentication-Info", req_info),
-        ("Visited-PLMN-Id", plmn_id),
-    ]
+    if resync_info is None:
+        req_info: Any = _REQ_INFO
+    else:
+        req_info = ("Requested-EUTRAN-Authentication-Info",
+                    [*_ONE_VECTOR_NOW, ("Re-Synchronization-Info", resync_info)])
+    avps: list[Any] = [("Session-Id", session_id), _HEAD, ("User-Name", imsi), req_info, _plmn(bytes(plmn_id))]
     if kme_check is not None and kme_check_identity is not None:
         avps += [("KME-Check", kme_check), ("KME-Check-Identity", kme_check_identity)]
     if kme_request:
         if imei is None:
             raise ValueError("an AIR with KME-Request needs the IMEI (Terminal-Information)")
-        avps += [("KME-Request", d.KME_REQUEST_NEW), _terminal(imei, software_version)]
-    return Message.request("AIR", d.APP_S6A, avps)
+        avps += [_KME_REQUEST, _terminal(imei, software_version)]
+    return Message(d.CMD_AIR, _AIR_FLAGS, d.APP_S6A, avps=avps)
 
 
 def build_ulr(
@@ -96,20 +115,15 @@ def build_ulr(
     attach indicator for an attach, §7.3.7), Visited-PLMN-Id, Terminal-Information; with the
     new KME and its KME-Token at seed step 12."""
     flags = d.ULR_S6A_S6D_INDICATOR | (d.ULR_INITIAL_ATTACH_INDICATOR if initial_attach else 0)
-    avps: list[Any] = [
-        ("Session-Id", session_id),
-        _VSAI,
-        _NO_STATE,
-        ("User-Name", imsi),
-    ]
+    avps: list[Any] = [("Session-Id", session_id), _HEAD, ("User-Name", imsi)]
     if imei is not None:
         avps.append(_terminal(imei, software_version))
-    avps += [("RAT-Type", d.RAT_TYPE_EUTRAN), ("ULR-Flags", flags), ("Visited-PLMN-Id", plmn_id)]
+    avps.append(_ulr_tail(flags, bytes(plmn_id)))
     if kme is not None:
         if kme_token is None or imei is None:
             raise ValueError("a ULR with a KME needs the KME-Token and the IMEI")
         avps += [("KME", kme), ("KME-Token", kme_token)]
-    return Message.request("ULR", d.APP_S6A, avps)
+    return Message(d.CMD_ULR, _ULR_FLAGS, d.APP_S6A, avps=avps)
 
 
 # --- answers --------------------------------------------------------------------------------
@@ -178,17 +192,21 @@ def failure_for(reason: str) -> S6aFailure:
     return S6aFailure(int(emm_cause_for_failure(reason)), reason)
 
 
-def _result_failure(msg: Message) -> S6aFailure | None:
-    """None when the answer carries success, else the mapped failure (TS 29.272 §7.4)."""
-    er = msg.experimental_result()
+def _result_failure(msg: Message, er: AvpGroup | None) -> S6aFailure | None:
+    """None when the answer carries success, else the mapped failure (TS 29.272 §7.4), from its
+    Experimental-Result group ``er`` (used when it has both Vendor-Id and the code) or else its
+    Result-Code (read only then, as :meth:`Message.result` does)."""
     if er is not None:
-        vendor, code = er
-        if d.is_success(code):
-            return None
-        return S6aFailure(int(emm_cause_for_result(vendor, code)), "result", vendor, code)
-    rc = msg.result_code()
+        vendor, code = er.pick("Vendor-Id", "Experimental-Result-Code")
+        if vendor is not None and code is not None:
+            vendor, code = int(vendor), int(code)
+            if d.is_success(code):
+                return None
+            return S6aFailure(int(emm_cause_for_result(vendor, code)), "result", vendor, code)
+    rc = msg.get("Result-Code")
     if rc is None:
         return S6aFailure(int(emm_cause_for_failure("malformed")), "malformed")
+    rc = int(rc)
     if d.is_success(rc):
         return None
     return S6aFailure(int(emm_cause_for_result(0, rc)), "result", 0, rc)
@@ -198,15 +216,16 @@ def read_aia(msg: Message, *, expect_kme: bool) -> AiaResult | S6aFailure:
     """Read an AIA. ``expect_kme``: the AIR had KME-Request (step 4), so Encrypted-KME,
     KME-Scheme, KME and KME-Token must be present and the vector BOUND_TO_NEW."""
     try:
-        failed = _result_failure(msg)
+        er, info = msg.pick("Experimental-Result", "Authentication-Info")
+        failed = _result_failure(msg, er)
         if failed is not None:
             return failed
-        info = msg.group("Authentication-Info")
         vec = info.group("E-UTRAN-Vector") if info is not None else None
         if vec is None:
             return failure_for("malformed")
-        rand, xres, autn, kasme = vec.get("RAND"), vec.get("XRES"), vec.get("AUTN"), vec.get("KASME")
-        binding = vec.get("KME-Binding", d.KME_BINDING_NOT_BOUND)
+        rand, xres, autn, kasme, binding = vec.pick("RAND", "XRES", "AUTN", "KASME", "KME-Binding")
+        if binding is None:
+            binding = d.KME_BINDING_NOT_BOUND
         if (
             rand is None or len(rand) != 16 or autn is None or len(autn) != 16
             or xres is None or not 4 <= len(xres) <= 16 or kasme is None or len(kasme) != 32
@@ -217,7 +236,7 @@ def read_aia(msg: Message, *, expect_kme: bool) -> AiaResult | S6aFailure:
         if not expect_kme:
             status = msg.get("KME-Status")
             return AiaResult(vector, int(status) if status is not None else None)
-        enc, scheme, kme, token = msg.get("Encrypted-KME"), msg.get("KME-Scheme"), msg.get("KME"), msg.get("KME-Token")
+        enc, scheme, kme, token = msg.pick("Encrypted-KME", "KME-Scheme", "KME", "KME-Token")
         scheme_name = _SCHEME_NAME.get(scheme) if scheme is not None else None
         if (
             enc is None or not enc or scheme_name is None or kme is None or len(kme) != 32
@@ -232,7 +251,7 @@ def read_aia(msg: Message, *, expect_kme: bool) -> AiaResult | S6aFailure:
 def read_ula(msg: Message) -> UlaResult | S6aFailure:
     """Read a ULA: success, or the mapped failure."""
     try:
-        failed = _result_failure(msg)
+        failed = _result_failure(msg, msg.group("Experimental-Result"))
         if failed is not None:
             return failed
         flags = msg.get("ULA-Flags")
