@@ -211,3 +211,40 @@ def test_example_configuration_is_valid() -> None:
     done = subprocess.run(kmed_argv("config", "check", str(root / "config" / "cnn.toml")), capture_output=True,
                           text=True, timeout=60)
     assert done.returncode == 0, done.stderr
+
+
+def test_timers_retransmit_then_release_and_a_stopped_timer_stays_quiet(tmp_path: Path) -> None:
+    """The daemon's timers (one deadline per UE under one loop timer): T3460 retransmits the
+    same Authentication Request max_retransmissions times, then the UE is released; a timer
+    stopped by the UE's answer never fires."""
+    lab = Lab(tmp_path)
+    conf = lab.cnn_config.read_text().replace("[nas]\n", "[nas]\nt3460_s = 0.3\nmax_retransmissions = 2\n", 1)
+    lab.cnn_config.write_text(conf)
+    try:
+        lab.start("hss")
+        lab.start("cnn")
+        provision(lab)
+        link = RawLink(lab.cnn_port)
+        link.setup()
+        link.send(encode_frame(FrameType.NAS_UPLINK, 21, attach_request()))
+        first = link.recv()
+        assert first.ue_id == 21 and decode(first.payload).name == "authentication_request"
+        t0 = time.monotonic()
+        again = [link.recv(), link.recv()]
+        assert [(f.type, f.ue_id, f.payload) for f in again] == [(FrameType.NAS_DOWNLINK, 21, first.payload)] * 2
+        assert time.monotonic() - t0 >= 0.5  # two T3460 periods of 0.3 s (less the first's head start)
+        release = link.recv()
+        assert (release.type, release.ue_id, release.payload) == (FrameType.UE_RELEASE, 21, b"\x02")
+        # a second UE answers (wrongly) after one retransmission: rejected, and nothing follows
+        link.send(encode_frame(FrameType.NAS_UPLINK, 22, attach_request()))
+        challenge = link.recv()
+        assert link.recv().payload == challenge.payload
+        link.send(encode_frame(FrameType.NAS_UPLINK, 22, encode(NasMessage("authentication_response",
+                                                                            {"res": bytes(8)}))))
+        assert decode(link.recv().payload).name == "authentication_reject"
+        assert link.recv().type == FrameType.UE_RELEASE
+        with pytest.raises(TimeoutError):
+            link.recv(timeout=1.0)
+        link.close()
+    finally:
+        lab.stop_all()
