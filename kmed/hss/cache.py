@@ -11,8 +11,12 @@ is cached, and why it stays right:
   is applied to the cached entry in commit order (:meth:`ReadCache.written`). An entry is
   created only while its IMSI has no write in flight, so a read of the store can never race a
   commit whose callback is still to come.
-- **Pairs** are not cached (``pair deny`` must take effect at once) and neither are misses
-  (a subscriber that ``admin`` adds is served at once).
+- **Pairs** (allowed or not) are cached but checked once per event-loop turn: every change
+  to the pairs table moves a counter (triggers, migration 2), and the first pair lookup of a
+  turn reads it and empties the pair cache when it moved, so a ``pair deny`` applies to every
+  request handled in a later turn. Without a scheduler (``schedule`` None) the counter is read
+  on every lookup.
+- **Misses** are not cached (a subscriber or device that ``admin`` adds is served at once).
 
 Changing the store by other means than ``kmed admin`` (an SQL shell) needs a reload (SIGHUP
 calls :meth:`ReadCache.clear`) or a restart. One HSS per store: two HSS processes writing the
@@ -25,11 +29,12 @@ pages do; nothing here is logged (the dataclasses' reprs redact keys).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 from kmed.hss.store import Device, SetSqn, StoredKme, StoreKme, StoreReader, Subscriber, Write
 
+_K = TypeVar("_K")
 _V = TypeVar("_V")
 
 
@@ -41,13 +46,19 @@ class ReadCache:
     ``capacity`` 0 turns caching off (every read goes to the store).
     """
 
-    __slots__ = ("_devices", "_in_flight", "_subs", "capacity", "hits", "misses", "store")
+    __slots__ = ("_devices", "_in_flight", "_pairs", "_pairs_seen", "_schedule", "_subs", "_turn_checked",
+                 "capacity", "hits", "misses", "store")
 
-    def __init__(self, store: StoreReader, capacity: int) -> None:
+    def __init__(self, store: StoreReader, capacity: int,
+                 schedule: Callable[[Callable[[], None]], object] | None = None) -> None:
         self.store = store
         self.capacity = max(0, capacity)
         self._subs: dict[str, Subscriber] = {}
         self._devices: dict[str, Device] = {}
+        self._pairs: dict[tuple[str, str], bool] = {}
+        self._pairs_seen: int | None = None
+        self._turn_checked = False
+        self._schedule = schedule  # e.g. loop.call_soon: runs its argument at the next turn
         self._in_flight: dict[str, int] = {}
         #: statistics (for logs and the benchmark)
         self.hits = 0
@@ -82,7 +93,28 @@ class ReadCache:
         return dev
 
     def pair_allowed(self, imsi: str, imei: str) -> bool:
-        return self.store.pair_allowed(imsi, imei)
+        if not self.capacity:
+            return self.store.pair_allowed(imsi, imei)
+        if not self._turn_checked:
+            seen = self.store.pairs_version()
+            if seen != self._pairs_seen:
+                self._pairs.clear()
+                self._pairs_seen = seen
+            if self._schedule is not None:
+                self._turn_checked = True
+                self._schedule(self._next_turn)
+        key = (imsi, imei)
+        allowed = self._pairs.get(key)
+        if allowed is None:
+            allowed = self.store.pair_allowed(imsi, imei)
+            _put(self._pairs, key, allowed, self.capacity)
+        return allowed
+
+    def pairs_version(self) -> int:
+        return self.store.pairs_version()
+
+    def _next_turn(self) -> None:
+        self._turn_checked = False
 
     # --- the daemon's commit hooks ------------------------------------------------------
 
@@ -118,9 +150,11 @@ class ReadCache:
         """Forget every entry (SIGHUP): the next reads go to the store."""
         self._subs.clear()
         self._devices.clear()
+        self._pairs.clear()
+        self._pairs_seen = None
 
 
-def _put(table: dict[str, _V], key: str, value: _V, capacity: int) -> None:
+def _put(table: dict[_K, _V], key: _K, value: _V, capacity: int) -> None:
     if len(table) >= capacity:
         del table[next(iter(table))]  # the oldest entry (dicts keep insertion order)
     table[key] = value

@@ -220,7 +220,7 @@ async def serve(config_path: str, conf: dict[str, Any]) -> int:
     reader = open_store()  # migrates the schema before anything else runs
     committer = GroupCommitter(open_store, max_batch=hss["commit_batch"])
     committer.start()
-    cache = ReadCache(reader, hss["cache_subscribers"])
+    cache = ReadCache(reader, hss["cache_subscribers"], schedule=asyncio.get_running_loop().call_soon)
     handlers = S6aHandlers(cache, token_key, dia["origin_host"], dia["origin_realm"], _policy(hss))
     metrics = None
     metrics_server = None

@@ -65,6 +65,16 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
             updated_at INTEGER NOT NULL
         ) WITHOUT ROWID""",
     ),
+    2: (
+        # A counter that every change to pairs moves (triggers, whoever writes): the HSS caches
+        # pair lookups and reads this one row once per event-loop turn instead of a pair per
+        # ULR (kmed.hss.cache, docs/hss.md "Read cache").
+        "CREATE TABLE pairs_version (id INTEGER PRIMARY KEY CHECK (id = 0), n INTEGER NOT NULL)",
+        "INSERT INTO pairs_version (id, n) VALUES (0, 0)",
+        "CREATE TRIGGER pairs_inserted AFTER INSERT ON pairs BEGIN UPDATE pairs_version SET n = n + 1; END",
+        "CREATE TRIGGER pairs_deleted AFTER DELETE ON pairs BEGIN UPDATE pairs_version SET n = n + 1; END",
+        "CREATE TRIGGER pairs_updated AFTER UPDATE ON pairs BEGIN UPDATE pairs_version SET n = n + 1; END",
+    ),
 }
 
 LATEST = max(MIGRATIONS)

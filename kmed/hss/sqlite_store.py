@@ -105,6 +105,9 @@ class SqliteStore:
         row = self._db.execute("SELECT 1 FROM pairs WHERE imsi = ? AND imei = ?", (imsi, imei)).fetchone()
         return row is not None
 
+    def pairs_version(self) -> int:
+        return int(self._db.execute("SELECT n FROM pairs_version").fetchone()[0])
+
     # --- group-committed writes ---------------------------------------------------------
 
     def apply(self, writes: Sequence[Write]) -> list[bool]:

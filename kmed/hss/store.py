@@ -134,8 +134,8 @@ class StoreReader(Protocol):
     """What the S6a handlers read, per request (admin writes are seen at once)."""
 
     def subscriber(self, imsi: str, with_kme: bool = True) -> Subscriber | None:
-        """The subscription (with the KME held unless ``with_kme`` is False: then ``kme`` is
-        None whatever is stored), or None."""
+        """The subscription (with the KME held unless ``with_kme`` is False: then ``kme`` may
+        be None whatever is stored, and callers must not look at it), or None."""
         ...
 
     def device(self, imei: str) -> Device | None:
@@ -144,6 +144,10 @@ class StoreReader(Protocol):
 
     def pair_allowed(self, imsi: str, imei: str) -> bool:
         """Whether (IMSI, IMEI) is an allowed pair (seed step 0)."""
+        ...
+
+    def pairs_version(self) -> int:
+        """A number that changes whenever an allowed pair is added or removed (by anyone)."""
         ...
 
 

@@ -3,6 +3,7 @@ and what must never be cached (docs/hss.md, "Read cache")."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -45,13 +46,40 @@ def test_misses_are_not_cached_so_admin_additions_are_seen(store: SqliteStore) -
     assert dev is not None and cache.device(IMEI) is dev
 
 
-def test_pairs_are_always_read_from_the_store(store: SqliteStore) -> None:
+def test_pair_changes_move_the_version_whoever_writes(store: SqliteStore) -> None:
+    seen = [store.pairs_version()]
+    store.add_device(IMEI, "A", bytes(32))
+    store.allow_pair(IMSI, IMEI)
+    seen.append(store.pairs_version())
+    store.deny_pair(IMSI, IMEI)
+    seen.append(store.pairs_version())
+    store._db.execute("INSERT INTO pairs (imsi, imei) VALUES (?, ?)", (IMSI, IMEI))  # an SQL shell
+    seen.append(store.pairs_version())
+    assert len(set(seen)) == 4
+
+
+def test_without_a_scheduler_a_deny_is_seen_by_the_next_lookup(store: SqliteStore) -> None:
     cache = ReadCache(store, 10)
+    store.add_device(IMEI, "A", bytes(32))
+    assert not cache.pair_allowed(IMSI, IMEI)  # a refusal is cached too ...
+    store.allow_pair(IMSI, IMEI)
+    assert cache.pair_allowed(IMSI, IMEI)  # ... until the version moves
+    store.deny_pair(IMSI, IMEI)
+    assert not cache.pair_allowed(IMSI, IMEI)
+
+
+def test_with_a_scheduler_pairs_are_checked_once_per_turn(store: SqliteStore) -> None:
+    turns: list[Callable[[], None]] = []
+    cache = ReadCache(store, 10, schedule=turns.append)
     store.add_device(IMEI, "A", bytes(32))
     store.allow_pair(IMSI, IMEI)
     assert cache.pair_allowed(IMSI, IMEI)
     store.deny_pair(IMSI, IMEI)
+    assert cache.pair_allowed(IMSI, IMEI)  # the same turn: the answer it began with
+    assert len(turns) == 1
+    turns.pop()()  # the event loop's next turn
     assert not cache.pair_allowed(IMSI, IMEI)
+    assert cache.pair_allowed(OTHER, IMEI) is False  # an unknown pair: refused
 
 
 def test_commits_update_the_entry_in_order(store: SqliteStore) -> None:
