@@ -36,6 +36,8 @@ from kmed.hss.sqlite_store import SqliteStore, sqlite_path
 from kmed.hss.store import StoreError
 from kmed.hss.token import KEY_LEN
 
+_SUCCESS_NAME = d.result_name(d.DIAMETER_SUCCESS)
+_SUCCESS_LABEL = str(d.DIAMETER_SUCCESS)
 _OK = frozenset({"ok", "resync", "kme_issued", "kme_stored", "kme_already_stored"})
 #: How long SIGTERM waits for in-flight requests and DPA before closing hard.
 STOP_DEADLINE_S = 5.0
@@ -124,8 +126,11 @@ class HssService:
     def _count(self, name: str, event: dict[str, Any], answer: Message, ok: bool, started: float) -> None:
         """docs/metrics.md: answers by command and code, procedures, KME events."""
         m = self.metrics
-        res = answer.result()
-        code = "none" if res is None else (str(res[1]) if res[0] == 0 else f"{res[0]}:{res[1]}")
+        if event.get("result") == _SUCCESS_NAME:  # _log names a replaced answer's result: this is it
+            code = _SUCCESS_LABEL
+        else:
+            res = answer.result()
+            code = "none" if res is None else (str(res[1]) if res[0] == 0 else f"{res[0]}:{res[1]}")
         m.diameter_answers.labels(name.upper(), code).inc()
         outcome = event.get("outcome")
         failed = outcome in ("store_error", "invalid_avp", "missing_avp", "command_unsupported")
