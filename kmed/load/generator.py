@@ -240,15 +240,16 @@ class Generator:
         self.in_flight += 1
         # One attempt whose T3410/T3430 is the deadline: the procedure's own timer bounds it
         # ("no answer: T3410 expired"), so no second timer handle per procedure is needed.
-        future = ProcedureRunner(link, proc).start(None)
-        future.add_done_callback(lambda f: self._finished(index, model, t_intended, rec, f, on_done))
+        # The outcome is handled in the callback that ends the procedure (no future callback
+        # scheduled through the loop); a next procedure started there shares the link's write.
+        ProcedureRunner(link, proc, lambda o: self._finished(index, model, t_intended, rec, o, on_done)).start(None)
 
     def _finished(
         self, index: int, model: CallModel, t_intended: float, rec: Recorder,
-        future: asyncio.Future[Outcome], on_done: Callable[[int, Counted], None] | None,
+        outcome: Outcome, on_done: Callable[[int, Counted], None] | None,
     ) -> None:
         now = time.monotonic()
-        counted = classify(model, future.result())
+        counted = classify(model, outcome)
         if counted.ok:
             rec.success(counted.name, now - self.base, now - t_intended)
         else:

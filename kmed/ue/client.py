@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,15 +41,23 @@ __all__ = [
 class ProcedureRunner:
     """One UE procedure on a link: the UE's link endpoint and the procedure's action executor."""
 
-    __slots__ = ("_deadline", "_loop", "_timer", "future", "link", "proc", "started_at", "ue_id")
+    __slots__ = ("_deadline", "_loop", "_on_done", "_starting", "_timer", "future", "link", "proc", "started_at",
+                 "ue_id")
 
-    def __init__(self, link: UeLink, proc: UeProcedure) -> None:
+    def __init__(self, link: UeLink, proc: UeProcedure, on_done: Callable[[Outcome], None] | None = None) -> None:
+        """``on_done`` (optional) is called with the outcome as soon as the procedure ends, in
+        the same callback (the load harness: no done-callback round through the event loop);
+        it must not raise (an exception is passed to the loop's exception handler). A procedure
+        that ends within :meth:`start` (e.g. a TAU without a GUTI) reports from the next loop
+        turn instead, so that a caller starting the next procedure from ``on_done`` never recurses."""
         self.link = link
         self.proc = proc
         self.ue_id: int | None = None
         self._loop = asyncio.get_running_loop()
         self._timer: asyncio.TimerHandle | None = None
         self._deadline: asyncio.TimerHandle | None = None
+        self._on_done = on_done
+        self._starting = False
         self.future: asyncio.Future[Outcome] = self._loop.create_future()
         self.started_at = 0.0
 
@@ -57,7 +66,11 @@ class ProcedureRunner:
         self.started_at = time.monotonic()
         if deadline_s is not None:
             self._deadline = self._loop.call_later(deadline_s, self._on_deadline, deadline_s)
-        self._apply(self.proc.start())
+        self._starting = True
+        try:
+            self._apply(self.proc.start())
+        finally:
+            self._starting = False
         return self.future
 
     # --- UeEndpoint ---------------------------------------------------------------------------
@@ -97,6 +110,19 @@ class ProcedureRunner:
                 self._close()
                 if not self.future.done():
                     self.future.set_result(action.outcome)
+                    if self._on_done is not None:
+                        if self._starting:
+                            self._loop.call_soon(self._call_on_done, action.outcome)
+                        else:
+                            self._call_on_done(action.outcome)
+
+    def _call_on_done(self, outcome: Outcome) -> None:
+        assert self._on_done is not None
+        try:
+            self._on_done(outcome)
+        except Exception as exc:  # called from the link's data_received: never let it fail the link
+            self._loop.call_exception_handler({"message": "ProcedureRunner on_done callback failed",
+                                               "exception": exc})
 
     def _send(self, pdu: bytes) -> bool:
         if self.ue_id is None:

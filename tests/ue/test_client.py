@@ -170,6 +170,49 @@ def test_link_lost_mid_procedure_fails_and_reverts() -> None:
     assert outcome.kme_fingerprint is None and "ME: pending KME dropped" in " ".join(outcome.messages)
 
 
+def test_on_done_callback_in_the_ending_callback_deferred_when_ending_in_start() -> None:
+    """``on_done`` gets the outcome once; a procedure that ends inside start() (a TAU without a
+    GUTI) reports on the next loop turn, not within start(); an on_done that raises goes to the
+    loop's exception handler and the link stays up."""
+
+    async def main() -> tuple[list[Any], list[Any], bool, list[str], bool]:
+        sub, log = Subscriber(), []
+        priv, pub = ecies.generate_keypair("A")
+        sub.public_keys[IMEI[:14]] = ("A", pub)
+        loop = asyncio.get_running_loop()
+        handled: list[str] = []
+        loop.set_exception_handler(lambda _loop, ctx: handled.append(ctx["message"]))
+        async with serve(sub, log) as port:
+            link = await UeLink.connect(Endpoint("tcp", "127.0.0.1", port))
+            from kmed.ue.client import ProcedureRunner
+
+            early: list[Any] = []
+            tau = UeProcedure(Usim(IMSI, K, OPC), Me(IMEI, "A", priv), PLMN, kind="tau", timer_s=5.0)
+            ProcedureRunner(link, tau, early.append).start(5.0)
+            reported_in_start = bool(early)
+            await asyncio.sleep(0)
+            await asyncio.sleep(0)
+
+            def boom(outcome: Any) -> None:
+                seen.append(outcome)
+                raise RuntimeError("callback bug")
+
+            seen: list[Any] = []
+            proc = UeProcedure(Usim(IMSI, K, OPC), Me(IMEI, "A", priv), PLMN, timer_s=10.0)
+            fut = ProcedureRunner(link, proc, boom).start(10.0)
+            outcome = await asyncio.wait_for(fut, 10.0)
+            still_open = link.is_open
+            link.close()
+            await link.wait_closed()
+            return early, [*seen, outcome], reported_in_start, handled, still_open
+
+    early, seen, reported_in_start, handled, still_open = asyncio.run(main())
+    assert not reported_in_start
+    assert len(early) == 1 and early[0].result == "failed" and "GUTI" in early[0].error
+    assert len(seen) == 2 and seen[0] is seen[1] and seen[0].result == "accepted"
+    assert handled == ["ProcedureRunner on_done callback failed"] and still_open
+
+
 # --- kmed ue as a subprocess -------------------------------------------------------------------
 
 
