@@ -39,7 +39,6 @@ The message sequence is docs/procedure.md's (seed steps 1-13). NAS rules applied
 
 from __future__ import annotations
 
-import contextlib
 import hmac
 import itertools
 import random
@@ -127,6 +126,11 @@ _UNPROTECTED_OK = frozenset({
     "attach_request", "tracking_area_update_request", "detach_request", "identity_response",
     "authentication_response", "authentication_failure", "security_mode_reject", "emm_status",
 })
+#: Names for the ``aia_received`` log event.
+_KME_STATUS_NAMES: dict[int | None, str] = {
+    d.KME_STATUS_MATCH: "MATCH", d.KME_STATUS_PROVISIONING_REQUIRED: "PROVISIONING_REQUIRED",
+}
+_BINDING_NAMES = d.avp("KME-Binding").values
 #: Log levels of :class:`Log` actions, lowest first (the ``[log] level`` names, kmed/config.py).
 _LOG_LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
 #: Once a context is in use, a new request may still come unprotected (a UE restarting).
@@ -455,7 +459,9 @@ class Cnn:
         self.settings = settings
         self.clock = clock
         self.nonce = nonce
-        self._min_level = _LOG_LEVELS["debug" if debug else "info"]
+        self._min_level = 0
+        self._info = self._debug = False  # whether info / debug Log actions are emitted
+        self.set_log_level("debug" if debug else "info")
         if log_level is not None:
             self.set_log_level(log_level)
         #: False while the daemon drains (SIGTERM): new Attach/TAU Requests get EMM #22.
@@ -490,7 +496,7 @@ class Cnn:
 
     @debug.setter
     def debug(self, value: bool) -> None:
-        self._min_level = _LOG_LEVELS["debug" if value else "info"]
+        self.set_log_level("debug" if value else "info")
 
     def set_log_level(self, level: str) -> None:
         """Emit only :class:`Log` actions at ``level`` or above (e.g. after SIGHUP re-read ``[log]``)."""
@@ -498,6 +504,8 @@ class Cnn:
             self._min_level = _LOG_LEVELS[level]
         except KeyError:
             raise ValueError(f"log level must be one of {', '.join(_LOG_LEVELS)}, got {level!r}") from None
+        self._info = self._min_level <= _LOG_LEVELS["info"]
+        self._debug = self._min_level <= _LOG_LEVELS["debug"]
 
     # === events ===================================================================================
 
@@ -506,8 +514,10 @@ class Cnn:
         out = self._out = []
         self.stats.nas_in += 1
         proc = self.table.procedure(key)
-        with contextlib.suppress(_Done):
+        try:  # noqa: SIM105 (try/except costs less than contextlib.suppress, once per event)
             self._uplink(key, proc, pdu)
+        except _Done:
+            pass
         self._out = []
         return out
 
@@ -527,8 +537,10 @@ class Cnn:
         if proc is None or proc.timer_token != token or proc.state not in _TIMER_NAME:
             self.stats.stale_events += 1
             return []
-        with contextlib.suppress(_Done):
+        try:  # noqa: SIM105 (as in nas_uplink)
             self._on_timer(proc)
+        except _Done:
+            pass
         self._out = []
         return out
 
@@ -682,14 +694,16 @@ class Cnn:
         ue_ksi = msg["nas_key_set_identifier"] & 0x07
         proc.ksi = 0 if ue_ksi == _KSI_NO_KEY else (ue_ksi + 1) % 7
         proc.imsi = imsi
-        self._log(proc, "info", f"{kind}_request", 1, identity=itype, kme_check=proc.kme_check is not None,
-                  known=imsi is not None)
+        if self._info:
+            self._log(proc, "info", f"{kind}_request", 1, identity=itype, kme_check=proc.kme_check is not None,
+                      known=imsi is not None)
         if self.settings.ciphering not in eea or _EIA not in eia:
             alg = self.settings.ciphering.name
             self._reject(proc, EmmCause.UE_SECURITY_CAPABILITIES_MISMATCH, 1, f"UE lacks {alg}/128-EIA2")
         if imsi is None:
             self._send(proc, NasMessage("identity_request", {"identity_type": IdentityType.IMSI}), State.IDENTITY)
-            self._log(proc, "debug", "identity_request_sent", 1)
+            if self._debug:
+                self._log(proc, "debug", "identity_request_sent", 1)
             return
         self._air(proc)
 
@@ -705,7 +719,8 @@ class Cnn:
             self._reject(proc, EmmCause.INVALID_MANDATORY_INFORMATION, 1, "identity response without an IMSI")
         proc.imsi = str(fields["imsi"])
         proc.log_handle = None  # re-bind with the IMSI
-        self._log(proc, "info", "identity_response", 1, identity="imsi")
+        if self._info:
+            self._log(proc, "info", "identity_response", 1, identity="imsi")
         self._air(proc)
 
     def _detach(self, key: int, proc: Procedure | None, msg: NasMessage) -> None:
@@ -722,7 +737,8 @@ class Cnn:
                                                  int(fields["m_tmsi"])))
         if imsi is not None:
             self.table.deregister(imsi)
-        self._log(proc, "info", "detach", None, key=key, identity=itype, known=imsi is not None)
+        if self._info:
+            self._log(proc, "info", "detach", None, key=key, identity=itype, known=imsi is not None)
         if not msg["detach_type"] & _DETACH_SWITCH_OFF:
             pdu = encode(NasMessage("detach_accept", {}))
             ctx = proc.ctx if proc is not None else None
@@ -746,13 +762,15 @@ class Cnn:
             req = s6a.build_air(self._session_id(), imsi, self.plmn_id, resync_info=resync, kme_request=True,
                                 imei=proc.imei, software_version=proc.sv)
             proc.state = State.AIA_KME
-            self._log(proc, "info", "kme_request_sent", 3, imei=proc.imei, resync=resync is not None)
+            if self._info:
+                self._log(proc, "info", "kme_request_sent", 3, imei=proc.imei, resync=resync is not None)
         else:
             check = proc.kme_check
             req = s6a.build_air(self._session_id(), imsi, self.plmn_id, kme_check=check,
                                 kme_check_identity=proc.identity if check is not None else None, resync_info=resync)
             proc.state = State.AIA
-            self._log(proc, "debug", "air_sent", 2, kme_check=check is not None, resync=resync is not None)
+            if self._debug:
+                self._log(proc, "debug", "air_sent", 2, kme_check=check is not None, resync=resync is not None)
         token = proc.s6a_token = next(self._tokens)
         self._out.append(SendS6a(proc.key, token, req, "AIR"))
         self.s6a_pending += 1
@@ -765,14 +783,17 @@ class Cnn:
             self.stats.stale_events += 1
             return []
         proc.s6a_token = 0
-        with contextlib.suppress(_Done):
-            if proc.state == State.AIA:
+        state = proc.state
+        try:
+            if state == State.AIA:
                 self._on_aia(proc, s6a.read_aia(answer, expect_kme=False) if answer else s6a.failure_for(reason or ""))
-            elif proc.state == State.AIA_KME:
+            elif state == State.AIA_KME:
                 self._on_kme_aia(proc, s6a.read_aia(answer, expect_kme=True) if answer else
                                  s6a.failure_for(reason or ""))
-            elif proc.state == State.ULA:
+            elif state == State.ULA:
                 self._on_ula(proc, s6a.read_ula(answer) if answer else s6a.failure_for(reason or ""))
+        except _Done:
+            pass
         self._out = []
         return out
 
@@ -786,10 +807,9 @@ class Cnn:
         assert isinstance(res, s6a.AiaResult)
         proc.vector = res.vector
         proc.kme_status = res.kme_status
-        status = {d.KME_STATUS_MATCH: "MATCH", d.KME_STATUS_PROVISIONING_REQUIRED: "PROVISIONING_REQUIRED"}.get(
-            res.kme_status, "absent") if res.kme_status is not None else "absent"
-        self._log(proc, "info", "aia_received", 2, kme_status=status,
-                  kme_binding=d.avp("KME-Binding").values.get(res.vector.binding, "?"))
+        if self._info:
+            self._log(proc, "info", "aia_received", 2, kme_status=_KME_STATUS_NAMES.get(res.kme_status, "absent"),
+                      kme_binding=_BINDING_NAMES.get(res.vector.binding, "?"))
         self._authenticate(proc)
 
     def _authenticate(self, proc: Procedure) -> None:
@@ -803,8 +823,9 @@ class Cnn:
             "kme_binding_indicator": KmeBindingIndicator(vec.binding),
         })
         self._send(proc, msg, State.AUTH)
-        self._log(proc, "debug", "authentication_request_sent", 10 if proc.bound else 2, ksi=proc.ksi,
-                  binding=KmeBindingIndicator(vec.binding).name)
+        if self._debug:
+            self._log(proc, "debug", "authentication_request_sent", 10 if proc.bound else 2, ksi=proc.ksi,
+                      binding=KmeBindingIndicator(vec.binding).name)
 
     def _authentication_response(self, proc: Procedure, msg: NasMessage) -> None:
         step = 10 if proc.bound else 2
@@ -814,7 +835,8 @@ class Cnn:
         if not hmac.compare_digest(bytes(msg["res"]), vec.xres):
             self._log(proc, "warning", "authentication_failed", step, reason="RES does not match XRES")
             self._auth_reject(proc, step, "wrong RES")
-        self._log(proc, "info", "authenticated", step, ksi=proc.ksi, binding=KmeBindingIndicator(vec.binding).name)
+        if self._info:
+            self._log(proc, "info", "authenticated", step, ksi=proc.ksi, binding=KmeBindingIndicator(vec.binding).name)
         eea = self.settings.ciphering
         k_enc, k_int = kdf.nas_keys(vec.kasme, eea, _EIA)
         proc.new_ctx = NasSecurityContext(proc.ksi, k_int, k_enc, _EIA, eea)
@@ -826,7 +848,8 @@ class Cnn:
         if not proc.bound:
             ies["imeisv_request"] = _IMEISV_REQUESTED
         self._send(proc, NasMessage("security_mode_command", ies), State.SMC, new_context=True)
-        self._log(proc, "debug", "security_mode_command_sent", 11 if proc.bound else 2, ksi=proc.ksi)
+        if self._debug:
+            self._log(proc, "debug", "security_mode_command_sent", 11 if proc.bound else 2, ksi=proc.ksi)
 
     def _authentication_failure(self, proc: Procedure, msg: NasMessage) -> None:
         """Authentication Failure (TS 24.301 §5.4.2.6/§5.4.2.7 c-e)."""
@@ -859,7 +882,8 @@ class Cnn:
             except ValueError:
                 self._log(proc, "warning", "security_mode_complete", step, reason="no IMEISV")
                 self._reject(proc, EmmCause.INVALID_MANDATORY_INFORMATION, step, "IMEISV requested, not given")
-        self._log(proc, "info", "security_mode_complete", step, ksi=proc.ksi, imei=proc.imei)
+        if self._info:
+            self._log(proc, "info", "security_mode_complete", step, ksi=proc.ksi, imei=proc.imei)
         if proc.bound:
             self._ulr(proc)
         elif proc.kme_status == d.KME_STATUS_PROVISIONING_REQUIRED:
@@ -884,27 +908,32 @@ class Cnn:
             self._s6a_failed(proc, res, 4, "kme_aia_failed")
         assert isinstance(res, s6a.AiaResult) and res.kme_scheme is not None and res.encrypted_kme is not None
         proc.aia = res
-        self._log(proc, "info", "kme_received", 4, kme_scheme=res.kme_scheme,
-                  kme_fingerprint=kmefn.fingerprint(res.kme) if res.kme else None)
+        if self._info:
+            self._log(proc, "info", "kme_received", 4, kme_scheme=res.kme_scheme,
+                      kme_fingerprint=kmefn.fingerprint(res.kme) if res.kme else None)
         proc.nonce = self.nonce(kmefn.NONCE_LEN)
-        self._log(proc, "debug", "nonce_generated", 5)
+        if self._debug:
+            self._log(proc, "debug", "nonce_generated", 5)
         msg = NasMessage("kme_provisioning_command", {
             "kme_scheme": res.kme_scheme, "nonce": proc.nonce, "encrypted_kme": res.encrypted_kme,
         })
         self._send(proc, msg, State.KME)
         self._out.append(KmeEvent("issued"))
-        self._log(proc, "info", "kme_provisioning_command_sent", 6)
+        if self._info:
+            self._log(proc, "info", "kme_provisioning_command_sent", 6)
 
     def _kme_provisioning_response(self, proc: Procedure, msg: NasMessage) -> None:
         self._stop_timer(proc)
         aia, nonce = proc.aia, proc.nonce
         assert aia is not None and aia.kme is not None and nonce is not None
-        self._log(proc, "debug", "kme_provisioning_response", 8)
+        if self._debug:
+            self._log(proc, "debug", "kme_provisioning_response", 8)
         if not hmac.compare_digest(bytes(msg["me_rsp"]), kmefn.me_rsp(aia.kme, nonce)):
             self._out.append(KmeEvent("refused"))
             self._log(proc, "warning", "me_rsp_mismatch", 9)
             self._reject(proc, EmmCause.ILLEGAL_ME, 9, "ME_Rsp does not match: the device does not hold the key")
-        self._log(proc, "info", "me_rsp_verified", 9)
+        if self._info:
+            self._log(proc, "info", "me_rsp_verified", 9)
         proc.bound = True  # step 10: re-authentication with the vector bound to the new KME
         proc.vector = aia.vector
         proc.ksi = (proc.ksi + 1) % 7
@@ -925,7 +954,8 @@ class Cnn:
         token = proc.s6a_token = next(self._tokens)
         self._out.append(SendS6a(proc.key, token, req, "ULR"))
         self.s6a_pending += 1
-        self._log(proc, "debug", "ulr_sent", 12, with_kme=aia is not None)
+        if self._debug:
+            self._log(proc, "debug", "ulr_sent", 12, with_kme=aia is not None)
 
     def _on_ula(self, proc: Procedure, res: s6a.UlaResult | s6a.S6aFailure) -> None:
         if isinstance(res, s6a.S6aFailure):
@@ -934,7 +964,8 @@ class Cnn:
             self._s6a_failed(proc, res, 13, "ula_failed")
         if proc.bound:
             self._out.append(KmeEvent("stored"))
-        self._log(proc, "info", "location_updated", 13, kme_stored=proc.bound)
+        if self._info:
+            self._log(proc, "info", "location_updated", 13, kme_stored=proc.bound)
         proc.m_tmsi = tmsi = self.table.allocate_tmsi()
         s = self.settings
         guti = guti_identity(s.mcc, s.mnc, s.mme_group_id, s.mme_code, tmsi)
@@ -954,7 +985,8 @@ class Cnn:
                 "tai_list": self._tai_list,
             })
         self._send(proc, msg, State.COMPLETE)
-        self._log(proc, "debug", f"{proc.kind}_accept_sent", 13, m_tmsi=f"{tmsi:08x}")
+        if self._debug:
+            self._log(proc, "debug", f"{proc.kind}_accept_sent", 13, m_tmsi=f"{tmsi:08x}")
 
     def _complete(self, proc: Procedure, msg: NasMessage) -> None:
         """Attach Complete / TAU Complete: the GUTI is in use; register the UE (TS 24.301 §5.5.1.2.4)."""
@@ -965,8 +997,9 @@ class Cnn:
         self._stop_timer(proc)
         assert proc.imsi is not None and proc.m_tmsi is not None
         self.table.register(proc.imsi, proc.m_tmsi, proc.imei, proc.ue_cap)
-        self._log(proc, "info", f"{proc.kind}_complete", 13, m_tmsi=f"{proc.m_tmsi:08x}",
-                  kme_provisioned=proc.bound)
+        if self._info:
+            self._log(proc, "info", f"{proc.kind}_complete", 13, m_tmsi=f"{proc.m_tmsi:08x}",
+                      kme_provisioned=proc.bound)
         self._finish(proc, "ok", None, release=False)
 
     # === timers ======================================================================================
@@ -978,7 +1011,8 @@ class Cnn:
             self._log(proc, "warning", "procedure_timeout", None, timer=name, state=proc.state.name,
                       transmissions=proc.retries)
             self._finish(proc, "timeout", None, release=True)
-        self._log(proc, "info", "retransmission", None, timer=name, state=proc.state.name, retry=proc.retries)
+        if self._info:
+            self._log(proc, "info", "retransmission", None, timer=name, state=proc.state.name, retry=proc.retries)
         plain, sht, ctx = proc.last_plain, proc.last_sht, proc.last_ctx
         pdu = ctx.protect(plain, DOWNLINK, sht) if ctx is not None and sht else plain
         self._out.append(SendNas(proc.key, pdu))
@@ -1067,6 +1101,8 @@ class Cnn:
                                  proc.bound and outcome == "ok"))
 
     def _log(self, proc: Procedure | None, level: str, event: str, step: int | None, **fields: Any) -> None:
+        """A :class:`Log` action, if ``level`` is on. The success path's info/debug calls are
+        guarded by ``self._info``/``self._debug`` so that their fields are not even built."""
         if _LOG_LEVELS[level] < self._min_level:
             return
         fields["step"] = step

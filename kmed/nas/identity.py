@@ -33,6 +33,8 @@ TYPE_IMEISV = 3
 TYPE_TMSI = 4
 TYPE_GUTI = 6
 _EPS_TYPE_IMEI = 3
+#: The two BCD digits of an octet, low nibble first, as hexadecimal characters (a-f: not a digit).
+_BCD_PAIR = tuple(f"{o & 0xF:x}{o >> 4:x}" for o in range(256))
 
 
 def _digits_identity(digits: str, type_: int) -> bytes:
@@ -51,18 +53,14 @@ def _digits_identity(digits: str, type_: int) -> bytes:
 
 
 def _parse_digits(value: bytes) -> str:
-    odd = (value[0] >> 3) & 1
-    nibbles = [value[0] >> 4]
-    for octet in value[1:]:
-        nibbles.append(octet & 0xF)
-        nibbles.append(octet >> 4)
-    if not odd:
-        if nibbles[-1] != 0xF:
+    digits = "%x" % (value[0] >> 4) + "".join([_BCD_PAIR[octet] for octet in value[1:]])
+    if not (value[0] >> 3) & 1:  # even count: the last nibble is the filler
+        if digits[-1] != "f":
             raise ValueError("even number of digits without the 0xF filler")
-        nibbles.pop()
-    if any(n > 9 for n in nibbles):
+        digits = digits[:-1]
+    if digits and not digits.isdigit():  # a nibble above 9 shows as a-f
         raise ValueError("identity has a non-decimal digit")
-    return "".join(map(str, nibbles))
+    return digits
 
 
 def imsi_identity(imsi: str) -> bytes:

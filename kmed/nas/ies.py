@@ -15,6 +15,7 @@ identities are in `kmed.nas.identity`.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import IntEnum, StrEnum
@@ -299,6 +300,7 @@ def parse_nas_security_algorithms(octet: int) -> tuple[int, int]:
     return (octet >> 4) & 0x07, octet & 0x07
 
 
+@functools.lru_cache(maxsize=64)
 def plmn_octets(mcc: str, mnc: str) -> bytes:
     """MCC/MNC in the 3-octet BCD layout of TS 24.008 §10.5.1.3 (MNC digit 3 = F if 2 digits)."""
     if len(mcc) != 3 or not mcc.isdigit() or len(mnc) not in (2, 3) or not mnc.isdigit():
@@ -313,12 +315,20 @@ def parse_plmn_octets(data: bytes) -> tuple[str, str]:
     """(mcc, mnc) from the 3-octet PLMN layout; raises ValueError on non-decimal digits."""
     if len(data) != 3:
         raise ValueError("PLMN identity is 3 octets")
+    found = _PLMNS.get(bytes(data))
+    if found is not None:
+        return found
     digits = [data[0] & 0xF, data[0] >> 4, data[1] & 0xF, data[2] & 0xF, data[2] >> 4, data[1] >> 4]
     if any(x > 9 for x in digits[:5]) or (digits[5] > 9 and digits[5] != 0xF):
         raise ValueError("PLMN identity has a non-decimal digit")
     mcc = "".join(map(str, digits[:3]))
     mnc = "".join(map(str, digits[3:5])) + ("" if digits[5] == 0xF else str(digits[5]))
+    if len(_PLMNS) < 256:  # a node sees a handful of PLMNs: remember them (bounded)
+        _PLMNS[bytes(data)] = (mcc, mnc)
     return mcc, mnc
+
+
+_PLMNS: dict[bytes, tuple[str, str]] = {}
 
 
 def tai_list(mcc: str, mnc: str, tacs: Iterable[int]) -> bytes:

@@ -6,7 +6,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kmed.nas.identity import guti_identity, imei_identity, imeisv_identity, imsi_identity, parse_mobile_identity
+from kmed.nas.identity import (
+    TYPE_IMSI,
+    _parse_digits,
+    guti_identity,
+    imei_identity,
+    imeisv_identity,
+    imsi_identity,
+    parse_mobile_identity,
+)
 from kmed.nas.ies import (
     nas_security_algorithms,
     parse_nas_security_algorithms,
@@ -117,3 +125,50 @@ def test_value_helpers() -> None:
     assert parse_plmn_octets(plmn_octets("310", "410")) == ("310", "410")
     # TS 24.301 §9.9.3.33: type 00, 2 elements (coded 1), PLMN, TACs
     assert tai_list("001", "01", [1, 0x1234]) == bytes.fromhex("01" "00f110" "0001" "1234")
+
+
+def _reference_digits(value: bytes) -> str:
+    """TS 24.008 §10.5.1.4 read nibble by nibble (the layout, written plainly)."""
+    nibbles = [value[0] >> 4]
+    for octet in value[1:]:
+        nibbles += [octet & 0xF, octet >> 4]
+    if not (value[0] >> 3) & 1:
+        if nibbles[-1] != 0xF:
+            raise ValueError("filler")
+        nibbles.pop()
+    if any(n > 9 for n in nibbles):
+        raise ValueError("digit")
+    return "".join(map(str, nibbles))
+
+
+@settings(max_examples=300)
+@given(st.binary(min_size=1, max_size=9))
+def test_digit_identities_read_as_the_layout_says(value: bytes) -> None:
+    """IMSI/IMEI/IMEISV digits (read through a per-octet table) agree with a nibble-by-nibble
+    reading, for any octets: same digits, or both refused."""
+    value = bytes((value[0] & 0xF8 | TYPE_IMSI,)) + value[1:]
+    try:
+        expected: tuple[str, str] | None = ("ok", _reference_digits(value))
+    except ValueError:
+        expected = None
+    try:
+        got: tuple[str, str] | None = ("ok", _parse_digits(value))
+    except ValueError:
+        got = None
+    assert got == expected
+
+
+@settings(max_examples=300)
+@given(st.binary(min_size=3, max_size=3))
+def test_plmn_octets_read_as_the_layout_says(data: bytes) -> None:
+    """parse_plmn_octets (which remembers the PLMNs it has read) equals the TS 24.008 §10.5.1.3
+    reading, read twice; and round-trips through plmn_octets."""
+    d = [data[0] & 0xF, data[0] >> 4, data[1] & 0xF, data[2] & 0xF, data[2] >> 4, data[1] >> 4]
+    if any(x > 9 for x in d[:5]) or (d[5] > 9 and d[5] != 0xF):
+        with pytest.raises(ValueError):
+            parse_plmn_octets(data)
+        return
+    mnc = "".join(map(str, d[3:5])) + ("" if d[5] == 0xF else str(d[5]))
+    expected = ("".join(map(str, d[:3])), mnc)
+    assert parse_plmn_octets(data) == expected == parse_plmn_octets(data)
+    assert plmn_octets(*expected) == data
