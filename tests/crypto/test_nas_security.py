@@ -132,9 +132,16 @@ def test_cmac_subkeys_rfc4493() -> None:
 @settings(max_examples=40, deadline=None)
 @given(key=keys, nblocks=st.integers(1, 6), data=st.binary(min_size=96, max_size=96))
 def test_cbc_mac_equals_cbc_encryption(key: bytes, nblocks: int, data: bytes) -> None:
-    blocks = data[:16 * nblocks]
-    enc = Cipher(algorithms.AES(key), modes.CBC(bytes(16))).encryptor()
-    assert _aes.AesKey(key).cbc_mac(blocks) == enc.update(blocks)[-16:]
+    """CBC-MAC with IV = 0 from one CBC encryptor kept across calls (its chaining undone each
+    time): every call equals a fresh CBC encryption, interleaved with CMACs of the same key."""
+    aes = _aes.AesKey(key)
+    for i in range(3):
+        blocks = data[16 * i:16 * (i + nblocks)] or data[:16]
+        enc = Cipher(algorithms.AES(key), modes.CBC(bytes(16))).encryptor()
+        assert aes.cbc_mac(blocks) == enc.update(blocks)[-16:]
+        ref = CMAC(algorithms.AES(key))
+        ref.update(blocks[:20])
+        assert aes.cmac_bits(blocks[:20], 8 * len(blocks[:20])) == ref.finalize()
 
 
 def test_fast_ecb_factory_equals_the_public_api() -> None:
@@ -143,5 +150,6 @@ def test_fast_ecb_factory_equals_the_public_api() -> None:
     key = bytes(range(16, 32))
     block = bytes(range(16))
     assert _aes.new_ecb(key).update(block) == _aes._public_ecb(key).update(block)
+    assert _aes._new(key, _aes._CBC0).update(block * 3) == _aes._public(key, _aes._CBC0).update(block * 3)
     with pytest.raises(ValueError):
         _aes.new_ecb(bytes(15))
