@@ -16,9 +16,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import multiprocessing
+import os
 import signal
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Any
@@ -209,6 +210,18 @@ def _worker_main(settings: RunSettings, worker: int, states: dict[int, dict[str,
         conn.close()
 
 
+def watch_pipe(loop: asyncio.AbstractEventLoop, conn: Connection, callback: Callable[[], None]) -> None:
+    """Call ``callback`` when ``conn`` is readable, keeping its fd in blocking mode.
+
+    The pipe is duplex (one fd for both directions) and uvloop's ``add_reader`` makes the fd
+    non-blocking: a message larger than the socket buffer (a worker's result with its UEs'
+    states) then fails with EAGAIN half-written. ``Connection.send`` needs a blocking fd; polling
+    for readability does not care, and ``recv`` is called only when a message is there.
+    """
+    loop.add_reader(conn.fileno(), callback)
+    os.set_blocking(conn.fileno(), True)
+
+
 async def _worker_async(settings: RunSettings, worker: int, states: dict[int, dict[str, Any]] | None,
                         conn: Connection) -> None:
     loop = asyncio.get_running_loop()
@@ -225,7 +238,7 @@ async def _worker_async(settings: RunSettings, worker: int, states: dict[int, di
             gen.request_stop()
         inbox.put_nowait(msg)
 
-    loop.add_reader(conn.fileno(), readable)
+    watch_pipe(loop, conn, readable)
     for sig in _STOP_SIGNALS:
         loop.add_signal_handler(sig, gen.request_stop)
     try:

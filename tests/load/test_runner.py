@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import multiprocessing
+import threading
 from typing import Any
 
 import pytest
@@ -10,7 +13,7 @@ from kmed.config import parse_endpoint
 from kmed.crypto import kdf
 from kmed.load.generator import RunSettings
 from kmed.load.population import PopulationSpec
-from kmed.load.runner import Coordinator
+from kmed.load.runner import Coordinator, watch_pipe
 from kmed.load.stats import Histogram, Recorder
 
 K = bytes.fromhex("465b5ce8b199b49faa5f0a2ee238a6bc")
@@ -110,3 +113,28 @@ def test_hold_bytes_per_ue() -> None:
     assert outcome.report["status"] == "ok"
     short = Coordinator(settings(hold=True, rate=None), None, None).finish([result(rec, held=99)], None)
     assert short.report["status"] == "failed" and short.report["hold"]["cnn_bytes_per_held_ue"] is None
+
+
+@pytest.mark.parametrize("loop_name", ["asyncio", "uvloop"])
+def test_watched_pipe_stays_blocking_for_large_sends(loop_name: str) -> None:
+    """A worker's pipe is watched by the event loop and still sends a message far larger than
+    the socket buffer (uvloop's add_reader makes the fd non-blocking: EAGAIN half-way)."""
+    parent, child = multiprocessing.Pipe()
+    big = b"s" * 4_000_000
+    got: list[bytes] = []
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        watch_pipe(loop, child, lambda: None)
+        reader = threading.Thread(target=lambda: got.append(parent.recv_bytes()))
+        reader.start()
+        child.send_bytes(big)  # would raise BlockingIOError with a non-blocking fd
+        loop.remove_reader(child.fileno())
+        await asyncio.to_thread(reader.join, 30.0)
+
+    factory = pytest.importorskip("uvloop").new_event_loop if loop_name == "uvloop" else None
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(main())
+    assert got == [big]
+    parent.close()
+    child.close()

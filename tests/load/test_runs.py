@@ -163,6 +163,21 @@ def test_two_worker_processes(lab: Lab, tmp_path: Path) -> None:
     assert sum(p["ok"] for p in report["procedures"].values()) > 0
 
 
+def test_two_workers_hand_back_results_larger_than_the_pipe_buffer(lab: Lab, tmp_path: Path) -> None:
+    """Each worker returns the state of its 1,500 UEs (~0.5 MB, more than a socket buffer) over
+    its pipe, whose fd the event loop's reader had made non-blocking (uvloop): it must arrive.
+    UEs beyond the 300 provisioned are refused by the network, which is beside the point here."""
+    cfg = write_config(tmp_path / "load.toml", lab.cnn_port, count=3000)
+    state = tmp_path / "ues.state"
+    done, report = run_load(cfg, tmp_path / "big.json", "--ues", "3000", "--rate", "40", "--duration", "1",
+                            "--workers", "2", "--connections", "2", "--scenario", "provision", "--no-plot",
+                            "--state", str(state))
+    assert report, done.stderr
+    assert "worker_failed" not in report["errors"], report["error_examples"]
+    assert len(report["generator"]["cpu_s"]) == 2
+    assert len(json.loads(state.read_text())["ues"]) == 3000
+
+
 @pytest.mark.parametrize("workers", ["1", "2"])
 def test_sigint_ends_the_run_early_with_a_report(lab: Lab, tmp_path: Path, workers: str) -> None:
     cfg = write_config(tmp_path / "load.toml", lab.cnn_port)
