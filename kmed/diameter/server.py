@@ -107,7 +107,9 @@ class DiameterServer:
 
     async def stop(self, deadline: float = 5.0) -> None:
         """Stop accepting, let in-flight handlers answer, DPR every peer (REBOOTING), wait for the
-        connections to close; whatever remains after ``deadline`` seconds is closed hard."""
+        connections to close (each answers the requests that crossed its DPR first, RFC 6733
+        §5.4, within the peer's ``drain_timeout``); whatever remains after ``deadline`` seconds
+        is closed hard."""
         loop = asyncio.get_running_loop()
         end = loop.time() + deadline
         self._accepting = False
