@@ -316,11 +316,14 @@ class UeProcedure:
             (self._log.warning if warning else self._log.info)(event, step=step, procedure=self.kind, **fields)
 
     def _send_plain(self, msg: NasMessage) -> None:
-        pdu = encode(msg)
+        self._send_encoded(msg.name, encode(msg))
+
+    def _send_encoded(self, name: str, pdu: bytes) -> None:
+        """Send the plain NAS message ``pdu``, protected when a context is in use."""
         if self._ctx is not None:
             pdu = self._ctx.protect(pdu, UPLINK, SecurityHeaderType.INTEGRITY_CIPHERED)
         if self._trace is not None:
-            self._trace.append(f"UE -> CNN {msg.name}")
+            self._trace.append(f"UE -> CNN {name}")
         self._in_connection = True
         self._actions.append(Send(pdu))
 
@@ -329,9 +332,9 @@ class UeProcedure:
         if self.me.revert_pending():
             self._note("ME: pending KME dropped (UE idle before the bound authentication)")
             self._event("kme_reverted", 7)
-        self._actions.append(SetTimer(None))
+        self._actions.append(_CANCEL_TIMER)
         if self._in_connection:
-            self._actions.append(Release())
+            self._actions.append(_RELEASE)
             self._in_connection = False
         guti = self.usim.state.guti
         self.outcome = Outcome(
@@ -406,7 +409,7 @@ class UeProcedure:
             self._note("ME: pending KME dropped (UE idle before the bound authentication)")
             self._event("kme_reverted", 7)
         if self._in_connection:
-            self._actions.append(Release())
+            self._actions.append(_RELEASE)
             self._in_connection = False
         if self._attempts >= self.max_attempts:
             self._fail(f"no answer: {timer} expired {self._attempts} times")
@@ -567,11 +570,7 @@ class UeProcedure:
         except NasSecurityError:
             self._smc_reject(EmmCause.SECURITY_MODE_REJECTED_UNSPECIFIED, "MAC does not verify", step)
             return
-        try:
-            replayed = parse_ue_security_capability(msg["replayed_ue_security_capabilities"])
-        except ValueError:
-            replayed = (frozenset(), frozenset())
-        if replayed != _CAPABILITY_SETS:
+        if not _replayed_capabilities_match(msg["replayed_ue_security_capabilities"]):
             self._smc_reject(EmmCause.UE_SECURITY_CAPABILITIES_MISMATCH, "replayed capabilities differ", step)
             return
         self._ctx = ctx
@@ -598,16 +597,13 @@ class UeProcedure:
     def _smc_complete(self, msg: NasMessage, step: int) -> None:
         """SECURITY MODE COMPLETE, with the IMEISV when asked, header type 4 (§5.4.3.3)."""
         assert self._ctx is not None
-        complete: dict[str, Any] = {}
-        if msg.get("imeisv_request") == _IMEISV_REQUESTED:
-            complete["imeisv"] = self.me.imeisv_identity
+        imeisv = self.me.imeisv_identity if msg.get("imeisv_request") == _IMEISV_REQUESTED else None
         self._note("UE -> CNN security_mode_complete")
         self._actions.append(
-            Send(self._ctx.protect(encode(NasMessage("security_mode_complete", complete)), UPLINK,
-                                   SecurityHeaderType.INTEGRITY_CIPHERED_NEW_CONTEXT))
+            Send(self._ctx.protect(_smc_complete(imeisv), UPLINK, SecurityHeaderType.INTEGRITY_CIPHERED_NEW_CONTEXT))
         )
         if self._log is not None:
-            self._event("security_mode_complete_sent", step, ksi=self._ctx.ksi, imeisv="imeisv" in complete)
+            self._event("security_mode_complete_sent", step, ksi=self._ctx.ksi, imeisv=imeisv is not None)
 
     def _smc_reject(self, cause: int, why: str, step: int) -> None:
         """SECURITY MODE REJECT (§5.4.3.5): the current context (if any) stays in use."""
@@ -637,8 +633,7 @@ class UeProcedure:
         self.usim.set_location(msg.get("guti"), _first_tai(msg.get("tai_list")))
         container = msg["esm_message_container"]
         ebi = container[0] >> 4 if container else 5
-        accept = esm.activate_default_bearer_accept(ebi if 5 <= ebi <= 15 else 5)
-        self._send_plain(NasMessage("attach_complete", {"esm_message_container": accept}))
+        self._send_encoded("attach_complete", _attach_complete(ebi if 5 <= ebi <= 15 else 5))
         self._finish("accepted")
 
     def _tau_accept(self, msg: NasMessage) -> None:
@@ -666,6 +661,57 @@ class UeProcedure:
     def _emm_status(self, msg: NasMessage) -> None:
         """EMM STATUS from the network (§5.7): logged, no state change."""
         self._event("emm_status_received", None, warning=True, cause=msg.get("emm_cause"))
+
+
+#: Actions without parameters, shared (frozen).
+_CANCEL_TIMER = SetTimer(None)
+_RELEASE = Release()
+#: Replayed UE security capabilities seen, and whether they equal what this UE sent (§5.4.3.5):
+#: a network replays the same octets to every UE, so each distinct value is parsed once.
+_REPLAYED_SEEN: dict[bytes, bool] = {}
+_REPLAYED_SEEN_MAX = 64
+
+
+def _replayed_capabilities_match(value: bytes) -> bool:
+    """The replayed UE security capabilities name exactly the algorithms this UE supports."""
+    match = _REPLAYED_SEEN.get(value)
+    if match is None:
+        try:
+            match = parse_ue_security_capability(value) == _CAPABILITY_SETS
+        except ValueError:
+            match = False
+        if len(_REPLAYED_SEEN) < _REPLAYED_SEEN_MAX:
+            _REPLAYED_SEEN[bytes(value)] = match
+    return match
+
+
+_ATTACH_COMPLETE: dict[int, bytes] = {}
+
+
+def _attach_complete(ebi: int) -> bytes:
+    """ATTACH COMPLETE (plain) with ACTIVATE DEFAULT EPS BEARER CONTEXT ACCEPT for bearer ``ebi``
+    (5-15), encoded once per bearer identity: the message is the same for every UE."""
+    pdu = _ATTACH_COMPLETE.get(ebi)
+    if pdu is None:
+        accept = esm.activate_default_bearer_accept(ebi)
+        pdu = _ATTACH_COMPLETE[ebi] = encode(NasMessage("attach_complete", {"esm_message_container": accept}))
+    return pdu
+
+
+_SMC_COMPLETE: dict[bytes | None, bytes] = {}
+_SMC_COMPLETE_MAX = 65536  # the load harness's UEs of one worker; emptied when full
+
+
+def _smc_complete(imeisv: bytes | None) -> bytes:
+    """SECURITY MODE COMPLETE (plain), with the IMEISV identity value when given: the same
+    octets for every procedure of an ME, so encoded once per IMEISV."""
+    pdu = _SMC_COMPLETE.get(imeisv)
+    if pdu is None:
+        if len(_SMC_COMPLETE) >= _SMC_COMPLETE_MAX:
+            _SMC_COMPLETE.clear()
+        ies = {"imeisv": imeisv} if imeisv is not None else {}
+        pdu = _SMC_COMPLETE[imeisv] = encode(NasMessage("security_mode_complete", ies))
+    return pdu
 
 
 def _first_tai(tai_list: bytes | None) -> bytes | None:

@@ -143,14 +143,23 @@ def test_bad_mac_on_the_bound_security_mode_command_is_rejected_and_nothing_comm
     assert ue.me.state.pending_kme is None  # idle: reverted
 
 
-def test_replayed_capabilities_mismatch_is_23() -> None:
+@pytest.mark.parametrize("caps", [bytes((0x80, 0x20)), bytes((0xA0, 0x60))])
+def test_replayed_capabilities_mismatch_is_23(caps: bytes) -> None:
+    """Every UE checks the replayed capabilities (each distinct value is parsed once per
+    process): a mismatch is refused each time it is seen, the right value then accepted."""
+    for _ in range(2):
+        ue, net = Ue(), FakeNetwork()
+        ue.proc.start()
+        net.one(ue.proc.receive(net.auth_request()), "authentication_response")
+        smc = net.smc(caps=caps)  # e.g. EEA0 / EIA2 only: not what the UE sent
+        net.ctx = None
+        assert net.one(ue.proc.receive(smc), "security_mode_reject")["emm_cause"] == 23
+        assert not ue.proc.security_established
     ue, net = Ue(), FakeNetwork()
     ue.proc.start()
     net.one(ue.proc.receive(net.auth_request()), "authentication_response")
-    smc = net.smc(caps=bytes((0x80, 0x20)))  # EEA0 / EIA2 only: not what the UE sent
-    net.ctx = None
-    assert net.one(ue.proc.receive(smc), "security_mode_reject")["emm_cause"] == 23
-    assert not ue.proc.security_established
+    net.one(ue.proc.receive(net.smc()), "security_mode_complete")
+    assert ue.proc.security_established
 
 
 def test_smc_with_unknown_ksi_is_rejected() -> None:
