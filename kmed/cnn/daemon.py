@@ -19,9 +19,7 @@ import contextlib
 import itertools
 import os
 import signal
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
 from kmed import config as cfg
@@ -378,26 +376,7 @@ def _reload(config_path: str, daemon: CnnDaemon) -> None:
 
 
 def main(config_path: str) -> int:
-    """Entry point of ``kmed cnn``: 0 after a clean stop, 1 when it could not run, 2 for a bad
-    configuration (the message names the file and the key)."""
-    try:
-        conf = cfg.load(config_path, cfg.CNN_SCHEMA)
-        _check_listen(config_path, conf)
-    except cfg.ConfigError as exc:
-        print(f"kmed: {exc}", file=sys.stderr)
-        return 2
-    try:
-        _setup_logging(conf)
-    except OSError as exc:
-        print(f"kmed: {config_path}: key 'log.file': cannot open {Path(conf['log']['file'])}: {exc.strerror}",
-              file=sys.stderr)
-        return 2
-    from kmed.diameter.transport import install_uvloop
+    """Entry point of ``kmed cnn`` (exit statuses: kmed.entry)."""
+    from kmed.entry import run_daemon
 
-    install_uvloop()
-    try:
-        return asyncio.run(serve(config_path, conf))
-    except OSError as exc:
-        klog.get("cnn").error("cnn_failed", error=f"{type(exc).__name__}: {exc}")
-        return 1
-
+    return run_daemon("cnn", config_path, cfg.CNN_SCHEMA, _setup_logging, serve, check=_check_listen)

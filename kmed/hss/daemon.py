@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import sys
 import time
 from collections.abc import Awaitable
 from functools import partial
@@ -314,30 +313,13 @@ def _reload(config_path: str, server: Any, service: HssService) -> None:
 
 
 def main(config_path: str) -> int:
-    """Entry point of ``kmed hss``."""
-    try:
-        conf = cfg.load(config_path, cfg.HSS_SCHEMA)
-    except cfg.ConfigError as exc:
-        print(f"kmed: {exc}", file=sys.stderr)
-        return 2
-    os.umask(0o077)  # the store, its -wal/-shm, the token key and the log file: owner only
-    try:
-        _setup_logging(conf)
-    except OSError as exc:
-        print(f"kmed: {config_path}: key 'log.file': cannot open {conf['log']['file']}: {exc.strerror}",
-              file=sys.stderr)
-        return 2
-    from kmed.diameter.transport import install_uvloop
+    """Entry point of ``kmed hss`` (exit statuses: kmed.entry)."""
+    from kmed.entry import run_daemon
 
-    install_uvloop()
     try:
-        return asyncio.run(serve(config_path, conf))
-    except cfg.ConfigError as exc:
-        print(f"kmed: {exc}", file=sys.stderr)
-        return 2
-    except (StoreError, OSError) as exc:
-        klog.get("hss").error("hss_failed", error=f"{type(exc).__name__}: {exc}")
-        return 1
+        # umask: the store, its -wal/-shm, the token key and the log file are the owner's only
+        return run_daemon("hss", config_path, cfg.HSS_SCHEMA, _setup_logging, serve, umask=0o077,
+                          fatal=(StoreError, OSError))
     finally:
         if _log_stream:
             _log_stream[0].attach(None)
