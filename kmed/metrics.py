@@ -440,6 +440,29 @@ def _create(cls: type[D], registry: Registry, daemon: str, extra: Callable[[], d
     )
 
 
+#: Base-protocol answers (RFC 6733 §5) and the requests they are counted under.
+_BASE_REQUEST_OF = {"CEA": "CER", "DWA": "DWR", "DPA": "DPR"}
+
+
+def base_message_counter(metrics: Any, *, server: bool) -> Callable[[Any], None]:
+    """A ``kmed.diameter.node.LocalNode`` base-message hook that counts CER/DWR/DPR and their
+    answers in ``kmed_diameter_requests_total`` / ``kmed_diameter_answers_total`` (answers under
+    the request's name). As for S6a, the HSS (``server``) counts the requests it receives and
+    the answers it sends, the CNN the requests it sends and the answers it receives."""
+
+    def hook(ev: Any) -> None:
+        request = _BASE_REQUEST_OF.get(ev.message)
+        if request is None:
+            if ev.sent != server:
+                peer = ev.peer or (f"tcp://{ev.address[0]}:{ev.address[1]}" if ev.address else "none")
+                metrics.diameter_requests.labels(ev.message, peer).inc()
+        elif ev.sent == server:
+            code = "none" if ev.result_code is None else str(ev.result_code)
+            metrics.diameter_answers.labels(request, code).inc()
+
+    return hook
+
+
 def hss_metrics(registry: Registry) -> HssMetrics:
     """Create the HSS's metric set in ``registry``."""
     return _create(HssMetrics, registry, "hss")

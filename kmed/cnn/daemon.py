@@ -311,6 +311,7 @@ async def serve(config_path: str, conf: dict[str, Any]) -> int:
 
         registry = km.Registry()
         metrics = km.cnn_metrics(registry)
+        node.base_message_hook = km.base_message_counter(metrics, server=False)  # CER, DWR, DPR sent
         host, port = conf["metrics"]["listen"]
         metrics_server = await km.start_metrics_server(host, port, registry)
     daemon = CnnDaemon(conf, client, metrics)

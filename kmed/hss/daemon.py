@@ -237,6 +237,8 @@ async def serve(config_path: str, conf: dict[str, Any]) -> int:
         metrics_server = await km.start_metrics_server(host, port, registry)
     service = HssService(handlers, committer, hss["max_pending"], metrics, cache)
     node = LocalNode(dia["origin_host"], dia["origin_realm"], product_name="kmed-hss")
+    if metrics is not None:  # CER, DWR, DPR received and their answers (docs/metrics.md)
+        node.base_message_hook = km.base_message_counter(metrics, server=True)
     ssl_context = None
     if any(ep.transport == "tls" for ep in dia["listen"]):
         from kmed.diameter.transport import make_ssl_context

@@ -114,6 +114,18 @@ def test_cnn_counts_procedures_contexts_kme_events(lab: Lab) -> None:
     assert len(buckets) > 5 and buckets == sorted(buckets) and buckets[-1] == 3  # cumulative, in exposition order
 
 
+def test_capabilities_exchange_is_counted_on_both_sides(lab: Lab) -> None:
+    """CER/CEA through the Diameter node's base-message hook (kmed.metrics.base_message_counter):
+    the HSS counts the CER it received and the CEA it sent, the CNN the CER it sent (to the
+    transport address: the HSS's name is known only from the CEA) and the CEA it received."""
+    h, c = hss(lab), cnn(lab)
+    assert h['kmed_diameter_requests_total{command="CER",peer="mme.localdomain"}'] == 1
+    assert h['kmed_diameter_answers_total{command="CER",result_code="2001"}'] == 1
+    sent = [k for k in c if k.startswith('kmed_diameter_requests_total{command="CER",')]
+    assert len(sent) == 1 and c[sent[0]] == 1, sent
+    assert c['kmed_diameter_answers_total{command="CER",result_code="2001"}'] == 1
+
+
 def test_peer_states_follow_the_connection(lab: Lab) -> None:
     endpoint = f"tcp://{HOST}:{lab.hss_port}"
     eventually(lambda: hss(lab), 'kmed_diameter_peer_state{peer="mme.localdomain",state="open"}', 1)
@@ -134,4 +146,3 @@ def _version() -> str:
     from kmed import __version__
 
     return __version__
-
