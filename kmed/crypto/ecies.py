@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, x25519
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from kmed.crypto._check import octets
+from kmed.crypto._hmac import hmac_sha256
 
 __all__ = [
     "PROFILES",
@@ -125,7 +126,7 @@ def _ctr(enc_key: bytes, icb: bytes, data: bytes) -> bytes:
 
 
 def _mac(mac_key: bytes, ciphertext: bytes) -> bytes:
-    return hmac.digest(mac_key, ciphertext, "sha256")[:MAC_LEN]
+    return hmac_sha256(mac_key, ciphertext)[:MAC_LEN]
 
 
 _PrivateKey = x25519.X25519PrivateKey | ec.EllipticCurvePrivateKey

@@ -12,9 +12,8 @@ Every FC value used by kmed is defined here and nowhere else (choices and checks
 
 from __future__ import annotations
 
-import hmac
-
 from kmed.crypto._check import octets, uint
+from kmed.crypto._hmac import hmac_sha256
 
 __all__ = [
     "ALG_TYPE_NAS_ENC",
@@ -73,7 +72,7 @@ def kdf(key: bytes, fc: int, *params: bytes) -> bytes:
             raise ValueError(f"P{i} must be at most 65535 octets, got {len(p)}")
         parts.append(p)
         parts.append(len(p).to_bytes(2, "big"))
-    return hmac.digest(key, b"".join(parts), "sha256")
+    return hmac_sha256(key, b"".join(parts))
 
 
 def kasme(ck: bytes, ik: bytes, plmn_id: bytes, sqn_xor_ak: bytes) -> bytes:
@@ -88,7 +87,7 @@ _KASME_FC = fc_octets(FC_KASME)
 def kasme_checked(ck_ik: bytes, plmn_id: bytes, sqn_xor_ak: bytes) -> bytes:
     """:func:`kasme` for arguments already checked (CK ‖ IK 32 octets, SN id 3, SQN ⊕ AK 6): S
     written out, L0 = 3 and L1 = 6 (TS 33.401 A.2), for the HSS's per-vector path."""
-    return hmac.digest(ck_ik, _KASME_FC + plmn_id + b"\x00\x03" + sqn_xor_ak + b"\x00\x06", "sha256")
+    return hmac_sha256(ck_ik, _KASME_FC + plmn_id + b"\x00\x03" + sqn_xor_ak + b"\x00\x06")
 
 
 def nas_keys(kasme: bytes, enc_alg: int, int_alg: int) -> tuple[bytes, bytes]:
@@ -99,8 +98,8 @@ def nas_keys(kasme: bytes, enc_alg: int, int_alg: int) -> tuple[bytes, bytes]:
     enc = uint("enc_alg", enc_alg, 4)
     integ = uint("int_alg", int_alg, 4)
     # S = FC ‖ P0 ‖ L0 ‖ P1 ‖ L1 written out: P0 the distinguisher, P1 the identity, one octet each
-    k_enc = hmac.digest(kasme, bytes((FC_NAS_ALG, ALG_TYPE_NAS_ENC, 0, 1, enc, 0, 1)), "sha256")[16:]
-    k_int = hmac.digest(kasme, bytes((FC_NAS_ALG, ALG_TYPE_NAS_INT, 0, 1, integ, 0, 1)), "sha256")[16:]
+    k_enc = hmac_sha256(kasme, bytes((FC_NAS_ALG, ALG_TYPE_NAS_ENC, 0, 1, enc, 0, 1)))[16:]
+    k_int = hmac_sha256(kasme, bytes((FC_NAS_ALG, ALG_TYPE_NAS_INT, 0, 1, integ, 0, 1)))[16:]
     return k_enc, k_int
 
 

@@ -12,9 +12,10 @@ the Unix epoch as 8 octets big-endian. Pure functions: the caller passes the clo
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import struct
+
+from kmed.crypto._hmac import hmac_sha256
 
 TOKEN_LABEL = b"kmed-kme-token"
 MAC_LEN = 16
@@ -41,7 +42,7 @@ def _field(text: str) -> bytes:
 
 def _mac(key: bytes, imsi: str, imei: str, kme: bytes, issued_at: bytes) -> bytes:
     msg = TOKEN_LABEL + _field(imsi) + _field(imei) + kme + issued_at
-    return hmac.new(key, msg, hashlib.sha256).digest()[:MAC_LEN]
+    return hmac_sha256(key, msg)[:MAC_LEN]
 
 
 def make_token(key: bytes, imsi: str, imei: str, kme: bytes, issued_at_us: int) -> bytes:
