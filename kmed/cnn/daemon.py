@@ -41,7 +41,8 @@ from kmed.cnn.procedure import (
     StartTimer,
     StopTimer,
 )
-from kmed.diameter.message import Message
+from kmed.diameter.client import ClientClosed, NoPeerAvailable, RequestTimeout
+from kmed.diameter.message import DecodeError, Message
 from kmed.nas.frame import ErrorCause, FrameType, ReleaseCause, encode_frame, error_frame, nas_downlink_frame
 
 __all__ = ["CnnDaemon", "main", "serve"]
@@ -49,12 +50,23 @@ __all__ = ["CnnDaemon", "main", "serve"]
 _PEER_STATE = {"okay": "open", "suspect": "suspect", "closing": "closing", "down": "closed"}
 
 
-def _result_label(answer: Message) -> str:
-    er = answer.experimental_result()
-    if er is not None:
-        return f"{er[0]}:{er[1]}"
-    rc = answer.result_code()
-    return str(rc) if rc is not None else "none"
+def _answer_labels(answer: Message) -> tuple[str, str]:
+    """The (peer, result) labels of an answer for the metrics: Origin-Host, and the
+    Experimental-Result as ``vendor:code`` or the Result-Code. Never raises: an AVP that does not
+    read (the state machine answers the UE #17 for it) is labelled ``?`` / ``malformed``."""
+    try:
+        peer, er = answer.pick("Origin-Host", "Experimental-Result")
+    except DecodeError:
+        return "?", "malformed"
+    try:
+        if er is not None:
+            vendor, code = er.pick("Vendor-Id", "Experimental-Result-Code")
+            if vendor is not None and code is not None:
+                return peer or "?", f"{vendor}:{code}"
+        rc = answer.get("Result-Code")
+    except DecodeError:
+        return peer or "?", "malformed"
+    return peer or "?", str(rc) if rc is not None else "none"
 
 
 class CnnDaemon:
@@ -193,8 +205,6 @@ class CnnDaemon:
 
     async def _s6a(self, a: SendS6a) -> None:
         """One S6a exchange; the answer (or why there is none) goes back to the state machine."""
-        from kmed.diameter.client import ClientClosed, NoPeerAvailable, RequestTimeout
-
         m = self.metrics
         try:
             answer = await self.client.request(a.request, self.request_timeout)
@@ -207,9 +217,9 @@ class CnnDaemon:
             reason = "unavailable"
         else:
             if m is not None:
-                peer = answer.get("Origin-Host") or "?"
+                peer, result = _answer_labels(answer)
                 m.diameter_requests.labels(a.command, peer).inc()
-                m.diameter_answers.labels(a.command, _result_label(answer)).inc()
+                m.diameter_answers.labels(a.command, result).inc()
             self.execute(self.core.s6a_answer(a.key, a.token, answer))
             return
         if m is not None:

@@ -110,3 +110,20 @@ def test_read_ula_results() -> None:
     er = ("Experimental-Result", [("Vendor-Id", d.VENDOR_KMED), ("Experimental-Result-Code", 5903)])
     bad = s6a.read_ula(answer([er]))
     assert isinstance(bad, s6a.S6aFailure) and (bad.code, bad.emm_cause) == (5903, 17)
+
+
+def test_daemon_answer_labels_never_raise() -> None:
+    """The CNN daemon's metrics labels of an answer (peer, result); an answer whose AVPs do not
+    read must not break the exchange (the state machine answers it #17)."""
+    from kmed.cnn.daemon import _answer_labels
+
+    assert _answer_labels(answer([("Result-Code", 2001)])) == ("hss", "2001")
+    er = ("Experimental-Result", [("Vendor-Id", d.VENDOR_3GPP), ("Experimental-Result-Code", 5420)])
+    assert _answer_labels(answer([er])) == ("hss", "10415:5420")
+    assert _answer_labels(answer([])) == ("hss", "none")
+    req = s6a.build_air("mme;1;2", IMSI, PLMN)
+    bad_host = Message.answer_to(req, [("Result-Code", 2001), (264, 0, 0x40, b"\xff\xfe"), ("Origin-Realm", "r")])
+    assert _answer_labels(codec.decode(codec.encode(bad_host))) == ("?", "malformed")
+    bad_rc = Message.answer_to(req, [(268, 0, 0x40, b"\x00\x00"), ("Origin-Host", "hss"), ("Origin-Realm", "r")])
+    assert _answer_labels(codec.decode(codec.encode(bad_rc))) == ("hss", "malformed")
+    assert isinstance(s6a.read_aia(codec.decode(codec.encode(bad_rc)), expect_kme=False), s6a.S6aFailure)
