@@ -146,6 +146,7 @@ class Generator:
         self.elapsed_s = 0.0
         self.cpu_s = 0.0
         self._stopping = False
+        self._ending_link: UeLink | None = None
         self.interrupted = False
         self._stop_event = asyncio.Event()
         self._drained: asyncio.Event | None = None
@@ -207,6 +208,12 @@ class Generator:
                 self.links[k] = await self._connect(ep, k)
 
     def _link_for(self, index: int) -> UeLink | None:
+        """The link of the procedure that just ended, when this start follows from its end (its
+        answer and this request then leave in one write); else UE ``index``'s own link, or
+        another one that is up."""
+        ending = self._ending_link
+        if ending is not None and ending.is_open:
+            return ending
         n = len(self.links)
         if not n:
             return None
@@ -242,11 +249,12 @@ class Generator:
         # ("no answer: T3410 expired"), so no second timer handle per procedure is needed.
         # The outcome is handled in the callback that ends the procedure (no future callback
         # scheduled through the loop); a next procedure started there shares the link's write.
-        ProcedureRunner(link, proc, lambda o: self._finished(index, model, t_intended, rec, o, on_done)).start(None)
+        runner = ProcedureRunner(link, proc, lambda o: self._finished(index, model, t_intended, rec, o, on_done, link))
+        runner.start(None)
 
     def _finished(
         self, index: int, model: CallModel, t_intended: float, rec: Recorder,
-        outcome: Outcome, on_done: Callable[[int, Counted], None] | None,
+        outcome: Outcome, on_done: Callable[[int, Counted], None] | None, link: UeLink,
     ) -> None:
         now = time.monotonic()
         counted = classify(model, outcome)
@@ -254,7 +262,11 @@ class Generator:
             rec.success(counted.name, now - self.base, now - t_intended)
         else:
             rec.failure(counted.name, now - self.base, counted.cause or "protocol", counted.detail)
-        self._after(index, counted, on_done)
+        self._ending_link = link  # a procedure started from on_done goes over the same link
+        try:
+            self._after(index, counted, on_done)
+        finally:
+            self._ending_link = None
 
     def _after(self, index: int, counted: Counted, on_done: Callable[[int, Counted], None] | None) -> None:
         self.in_flight -= 1

@@ -11,7 +11,7 @@ import pytest
 
 from kmed.config import parse_endpoint
 from kmed.crypto import kdf
-from kmed.load.generator import RunSettings
+from kmed.load.generator import Generator, RunSettings
 from kmed.load.population import PopulationSpec
 from kmed.load.runner import Coordinator, watch_pipe
 from kmed.load.stats import Histogram, Recorder
@@ -138,3 +138,23 @@ def test_watched_pipe_stays_blocking_for_large_sends(loop_name: str) -> None:
     assert got == [big]
     parent.close()
     child.close()
+
+
+class _StubLink:
+    def __init__(self) -> None:
+        self.is_open = True
+
+
+def test_a_start_following_an_end_takes_the_ending_link() -> None:
+    """UE i's own link is (i // workers) mod links; a procedure started from another's end goes
+    over that one's link (one write for the answer and the new request), unless it is down."""
+    gen = Generator(settings(connections=4), 0)
+    links = [_StubLink() for _ in range(4)]
+    gen.links = links  # type: ignore[assignment]
+    assert gen._link_for(5) is links[1]
+    gen._ending_link = links[3]  # type: ignore[assignment]
+    assert gen._link_for(5) is links[3]
+    links[3].is_open = False
+    assert gen._link_for(5) is links[1]
+    links[1].is_open = False
+    assert gen._link_for(5) is links[2]
