@@ -92,14 +92,16 @@ def _p256_from_scalar(raw: bytes) -> ec.EllipticCurvePrivateKey:
 _p256_private = functools.lru_cache(maxsize=256)(_p256_from_scalar)
 
 
-@functools.lru_cache(maxsize=256)
-def _p256_public(raw: bytes, name: str) -> ec.EllipticCurvePublicKey:
+def _p256_point(raw: bytes, name: str) -> ec.EllipticCurvePublicKey:
     if raw[0] not in (2, 3):
         raise EciesError(f"{name} must be a compressed P-256 point (first octet 02 or 03)")
     try:
         return ec.EllipticCurvePublicKey.from_encoded_point(_CURVE, raw)
     except ValueError:
         raise EciesError(f"{name} is not a point on P-256") from None
+
+
+_p256_public = functools.lru_cache(maxsize=256)(_p256_point)
 
 
 def _compressed(key: ec.EllipticCurvePublicKey) -> bytes:
@@ -142,12 +144,16 @@ def _public_bytes(key: _PrivateKey) -> bytes:
     return _compressed(key.public_key())
 
 
-def _exchange_with(key: _PrivateKey, peer_public: bytes, peer_name: str) -> bytes:
-    """ECDH shared secret Z (C.3.4: X25519, or the x-coordinate for P-256)."""
+def _exchange_with(key: _PrivateKey, peer_public: bytes, peer_name: str, one_time: bool = False) -> bytes:
+    """ECDH shared secret Z (C.3.4: X25519, or the x-coordinate for P-256). ``one_time``: the
+    peer key is an ephemeral one, seen once: kept out of the public-key caches."""
     try:
         if isinstance(key, x25519.X25519PrivateKey):
+            if one_time:
+                return key.exchange(x25519.X25519PublicKey.from_public_bytes(peer_public))
             return key.exchange(_x25519_public(peer_public))
-        return key.exchange(ec.ECDH(), _p256_public(peer_public, peer_name))
+        point = _p256_point(peer_public, peer_name) if one_time else _p256_public(peer_public, peer_name)
+        return key.exchange(ec.ECDH(), point)
     except EciesError:
         raise
     except ValueError:  # e.g. X25519 with a small-order point gives an all-zero secret
@@ -210,16 +216,45 @@ def decrypt(profile: str, private_key: bytes, data: bytes) -> bytes:
     """Check the MAC-tag (constant time) and decrypt an ECIES scheme output; raise :class:`EciesError`."""
     p = parse_profile(profile)
     private_key = octets("private_key", private_key, PRIVATE_KEY_LEN)
+    return _decrypt_with(p, _private_key(p, private_key), data)
+
+
+def _decrypt_with(p: Profile, key: _PrivateKey, data: bytes) -> bytes:
     data = octets("data", data)
     n = PUBLIC_KEY_LEN[p]
     if len(data) < n + MAC_LEN:
         raise EciesError(f"data must be at least {n + MAC_LEN} octets for profile {p}, got {len(data)}")
     eph_public, ciphertext, tag = data[:n], data[n:-MAC_LEN], data[-MAC_LEN:]
-    z = _exchange(p, private_key, eph_public, "ephemeral public key")
+    z = _exchange_with(key, eph_public, "ephemeral public key", one_time=True)
     enc_key, icb, mac_key = _keys(z, eph_public)
     if not hmac.compare_digest(_mac(mac_key, ciphertext), tag):
         raise EciesError("MAC-tag does not verify (wrong key or altered data)")
     return _ctr(enc_key, icb, ciphertext)
+
+
+class DeviceKey:
+    """A device's private key, made into a key object once (an ME keeps it): :meth:`decrypt`
+    is :func:`decrypt` without rebuilding the key or consulting the key cache, which a load
+    harness with thousands of devices would miss every time (a P-256 key costs a point
+    multiplication to build)."""
+
+    __slots__ = ("_key", "profile")
+
+    def __init__(self, profile: str, private_key: bytes) -> None:
+        self.profile: Profile = parse_profile(profile)
+        raw = octets("private_key", private_key, PRIVATE_KEY_LEN)
+        self._key = _ephemeral(self.profile, raw)  # built directly, outside the caches
+
+    def __repr__(self) -> str:
+        return f"DeviceKey(profile={self.profile}, <private key redacted>)"
+
+    def public_key(self) -> bytes:
+        """The raw public key (X25519 32 octets, P-256 compressed 33)."""
+        return _public_bytes(self._key)
+
+    def decrypt(self, data: bytes) -> bytes:
+        """As :func:`decrypt` with this key."""
+        return _decrypt_with(self.profile, self._key, data)
 
 
 # --- PEM ------------------------------------------------------------------------------------

@@ -84,7 +84,8 @@ class Me:
     ``save`` is called with the state after each change (``None``: memory only).
     """
 
-    __slots__ = ("_fingerprint", "_imeisv_identity", "_private_key", "imei", "imeisv", "profile", "save", "state")
+    __slots__ = ("_device_key", "_fingerprint", "_imeisv_identity", "_private_key", "imei", "imeisv", "profile", "save",
+                 "state")
 
     def __init__(
         self,
@@ -102,6 +103,7 @@ class Me:
         self.imeisv = imeisv_of(imei, svn)
         self.profile = profile
         self._private_key = bytes(private_key)
+        self._device_key: ecies.DeviceKey | None = None  # the key object, made at the first KME
         self.state = state if state is not None else MeState()
         self.save = save
         self._imeisv_identity: bytes | None = None
@@ -148,7 +150,10 @@ class Me:
         if profile != self.profile:
             raise KmeDecryptError(f"KME encrypted for profile {profile}, the device key is profile {self.profile}")
         try:
-            new = ecies.decrypt(profile, self._private_key, encrypted)
+            key = self._device_key
+            if key is None:
+                key = self._device_key = ecies.DeviceKey(profile, self._private_key)
+            new = key.decrypt(encrypted)
         except (ecies.EciesError, ValueError):
             raise KmeDecryptError("the encrypted KME does not decrypt with this device key") from None
         if len(new) != kme.KME_LEN:

@@ -193,3 +193,39 @@ def test_ephemeral_keys_stay_out_of_key_caches(profile: str) -> None:
     for _ in range(5):
         encrypt(profile, pub, b"x")
     assert [c.cache_info().currsize for c in caches] == before
+
+
+@pytest.mark.parametrize("clause", sorted(ECIES_SETS))
+def test_device_key_decrypts_the_official_outputs(clause: str) -> None:
+    v = ECIES_SETS[clause]
+    key = ecies.DeviceKey(v["profile"], h(v["hn_priv"]))
+    out = h(v["eph_pub"]) + h(v["ciphertext"]) + h(v["mac"])
+    assert key.decrypt(out) == h(v["plaintext"])
+    assert key.public_key() == ecies.public_from_private(v["profile"], h(v["hn_priv"]))
+    assert "redacted" in repr(key) and v["hn_priv"] not in repr(key)
+
+
+@pytest.mark.parametrize("profile", ["A", "B"])
+def test_device_key_refuses_what_decrypt_refuses(profile: str) -> None:
+    priv, pub = KEYPAIRS[profile]
+    key = ecies.DeviceKey(profile, priv)
+    out = bytearray(encrypt(profile, pub, b"k" * 32))
+    assert key.decrypt(bytes(out)) == b"k" * 32
+    out[-1] ^= 1
+    with pytest.raises(EciesError, match="MAC-tag"):
+        key.decrypt(bytes(out))
+    with pytest.raises(EciesError, match="at least"):
+        key.decrypt(bytes(out[:10]))
+    with pytest.raises(EciesError, match="private_key"):
+        ecies.DeviceKey("B", bytes(32))  # scalar 0
+    with pytest.raises(EciesError, match="profile"):
+        ecies.DeviceKey("C", priv)
+
+
+def test_ephemeral_keys_stay_out_of_the_public_key_cache() -> None:
+    priv, pub = KEYPAIRS["A"]
+    ecies._x25519_public.cache_clear()
+    encrypt("A", pub, b"x")  # the device's public key: cached (the HSS encrypts to it again)
+    for _ in range(3):
+        decrypt("A", priv, encrypt("A", pub, b"x"))  # one-time ephemeral keys: not cached
+    assert ecies._x25519_public.cache_info().currsize == 1
