@@ -39,7 +39,10 @@ def split_link_key(key: int) -> tuple[int, int]:
     return key >> 32, key & 0xFFFFFFFF
 
 
-@dataclass(frozen=True, slots=True)
+# Value records built per message: unsafe_hash=True keeps them hashable and compared by value as
+# frozen dataclasses are, at half the construction cost (a frozen dataclass sets every field
+# through object.__setattr__). Nothing mutates them once built.
+@dataclass(slots=True, unsafe_hash=True)
 class Guti:
     """GUTI = MCC ‖ MNC ‖ MME group id (16 bits) ‖ MME code (8 bits) ‖ M-TMSI (32 bits), TS 23.003 §2.8.1."""
 

@@ -129,7 +129,10 @@ def build_ulr(
 # --- answers --------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+# Value records built per message: unsafe_hash=True keeps them hashable and compared by value as
+# frozen dataclasses are, at half the construction cost (a frozen dataclass sets every field
+# through object.__setattr__). Nothing mutates them once built.
+@dataclass(slots=True, unsafe_hash=True)
 class S6aFailure:
     """An S6a exchange that failed: ``emm_cause`` goes into the Attach/TAU Reject.
 
@@ -149,7 +152,7 @@ class S6aFailure:
         return d.result_name(self.code, self.vendor or 0)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class Vector:
     """One E-UTRAN vector (TS 29.272 §7.3.18) with kmed's KME-Binding; ``kasme`` is already
     bound by the HSS when ``binding`` says so. ``repr`` hides the secrets."""
@@ -164,7 +167,7 @@ class Vector:
         return f"Vector(rand={self.rand.hex()}, binding={self.binding}, <xres, kasme redacted>)"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class AiaResult:
     """A successful AIA: the first vector, KME-Status (step 2) and, after a KME-Request
     (step 4), the new KME's Encrypted-KME, scheme ("A"/"B"), KME and KME-Token."""
@@ -180,7 +183,7 @@ class AiaResult:
         return f"AiaResult({self.vector!r}, kme_status={self.kme_status}, kme_scheme={self.kme_scheme})"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class UlaResult:
     """A successful ULA (TS 29.272 §7.2.4)."""
 

@@ -108,7 +108,10 @@ class FrameError(Exception):
         self.frames: tuple[Frame, ...] = tuple(frames)
 
 
-@dataclass(frozen=True, slots=True)
+# Value records built per message: unsafe_hash=True keeps them hashable and compared by value as
+# frozen dataclasses are, at half the construction cost (a frozen dataclass sets every field
+# through object.__setattr__). Nothing mutates them once built.
+@dataclass(slots=True, unsafe_hash=True)
 class Frame:
     """One decoded frame. `type` is the raw octet: compare with `FrameType` members (an unknown
     type is delivered, not refused, so the receiver can answer ERROR UNKNOWN_FRAME_TYPE)."""
