@@ -478,6 +478,7 @@ class Cnn:
         self._t3412 = gprs_timer(settings.t3412_s)
         self._t3346 = gprs_timer(settings.t3346_s)
         self._default_bearer = esm.activate_default_bearer_request()  # no user plane: the same for every UE
+        self._smc_cache: dict[tuple[int, int, bytes, bool], bytes] = {}
         self._tokens = itertools.count(1)
         #: SendS6a actions not yet answered (every one gets exactly one s6a_answer/s6a_failed)
         self.s6a_pending = 0
@@ -843,16 +844,29 @@ class Cnn:
         eea = self.settings.ciphering
         k_enc, k_int = kdf.nas_keys(vec.kasme, eea, _EIA)
         proc.new_ctx = NasSecurityContext(proc.ksi, k_int, k_enc, _EIA, eea)
-        ies: dict[str, Any] = {
-            "selected_nas_security_algorithms": nas_security_algorithms(eea, _EIA),
-            "nas_key_set_identifier": proc.ksi,
-            "replayed_ue_security_capabilities": proc.ue_cap,
-        }
-        if not proc.bound:
-            ies["imeisv_request"] = _IMEISV_REQUESTED
-        self._send(proc, NasMessage("security_mode_command", ies), State.SMC, new_context=True)
+        self._send(proc, self._security_mode_command(eea, proc.ksi, proc.ue_cap, not proc.bound), State.SMC,
+                   new_context=True)
         if self._debug:
             self._log(proc, "debug", "security_mode_command_sent", 11 if proc.bound else 2, ksi=proc.ksi)
+
+    def _security_mode_command(self, eea: int, ksi: int, ue_cap: bytes, imeisv: bool) -> bytes:
+        """The plain Security Mode Command (TS 24.301 §8.2.20): the same octets for every UE with
+        the same KSI and capabilities, so encoded once per distinct value (a bounded cache)."""
+        key = (eea, ksi, ue_cap, imeisv)
+        plain = self._smc_cache.get(key)
+        if plain is None:
+            ies: dict[str, Any] = {
+                "selected_nas_security_algorithms": nas_security_algorithms(eea, _EIA),
+                "nas_key_set_identifier": ksi,
+                "replayed_ue_security_capabilities": ue_cap,
+            }
+            if imeisv:
+                ies["imeisv_request"] = _IMEISV_REQUESTED
+            plain = encode(NasMessage("security_mode_command", ies))
+            if len(self._smc_cache) >= 256:
+                self._smc_cache.clear()
+            self._smc_cache[key] = plain
+        return plain
 
     def _authentication_failure(self, proc: Procedure, msg: NasMessage) -> None:
         """Authentication Failure (TS 24.301 §5.4.2.6/§5.4.2.7 c-e)."""
@@ -1033,10 +1047,11 @@ class Cnn:
 
     # === sending and ending ==========================================================================
 
-    def _send(self, proc: Procedure, msg: NasMessage, state: State | None = None, *, new_context: bool = False) -> None:
-        """Encode, protect as the procedure's security state says, send; with ``state``, wait
-        there under its retransmission timer."""
-        plain = encode(msg)
+    def _send(self, proc: Procedure, msg: NasMessage | bytes, state: State | None = None, *,
+              new_context: bool = False) -> None:
+        """Encode (``msg`` may be the plain message already encoded), protect as the procedure's
+        security state says, send; with ``state``, wait there under its retransmission timer."""
+        plain = msg if isinstance(msg, bytes) else encode(msg)
         if new_context:
             ctx, sht = proc.new_ctx, _SHT_INT_NEW
         elif proc.ctx is not None:

@@ -282,10 +282,11 @@ def parse_ue_security_capability(value: bytes) -> tuple[frozenset[int], frozense
     """(EEA numbers, EIA numbers) from a UE network/security capability value part."""
     if len(value) < 2:
         raise ValueError("capability value part shorter than 2 octets")
-    return (
-        frozenset(n for n in range(8) if value[0] & (0x80 >> n)),
-        frozenset(n for n in range(8) if value[1] & (0x80 >> n)),
-    )
+    return _ALGORITHM_BITS[value[0]], _ALGORITHM_BITS[value[1]]
+
+
+#: The algorithm numbers an octet of a capability announces (bit 8 = algorithm 0, ..., bit 1 = 7).
+_ALGORITHM_BITS = tuple(frozenset(n for n in range(8) if octet & (0x80 >> n)) for octet in range(256))
 
 
 def nas_security_algorithms(enc_alg: int, int_alg: int) -> int:

@@ -14,7 +14,7 @@ from kmed.nas.causes import EmmCause
 from kmed.nas.codec import NasMessage, decode, encode
 from kmed.nas.frame import ErrorCause
 from kmed.nas.identity import imsi_identity
-from kmed.nas.ies import KmeBindingIndicator, SecurityHeaderType
+from kmed.nas.ies import KmeBindingIndicator, SecurityHeaderType, ue_network_capability
 from kmed.nas.security import security_header_type
 from tests.cnn.scripted import IMEI, IMSI, SVN, Net, ScriptedHss, ScriptedUe, attach_until_accept, make, new_pair
 
@@ -393,3 +393,17 @@ def test_log_level_drops_the_log_actions_below_it() -> None:
     assert cnn.debug
     with pytest.raises(ValueError, match="log level"):
         cnn.set_log_level("verbose")
+
+
+def test_security_mode_command_replays_each_ues_own_capabilities() -> None:
+    """The plain Security Mode Command is encoded once per (KSI, capabilities, IMEISV request):
+    UEs with other capabilities still get theirs replayed (the scripted UE checks it, §5.4.3.2)."""
+    cnn, _, ue1, net1 = make()
+    net1.up(ue1.attach_complete(attach_until_accept(net1, ue1)))
+    for n, cap in enumerate((ue_network_capability(eea=(0, 1, 2), eia=(1, 2)), ScriptedUe.cap)):
+        ue = ScriptedUe(imsi=f"00101000000001{n}", imei="356938035643817", cap=cap)
+        hss = ScriptedHss(imsi=ue.imsi)
+        new_pair(hss, ue)
+        net = Net(cnn, hss, key=link_key(1, 20 + n))
+        net.up(ue.attach_complete(attach_until_accept(net, ue)))
+        assert net.outcomes[-1].outcome == "ok"
