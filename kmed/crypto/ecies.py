@@ -164,8 +164,9 @@ def _exchange(profile: Profile, private_key: bytes, peer_public: bytes, peer_nam
     return _exchange_with(_private_key(profile, private_key), peer_public, peer_name)
 
 
-def _ephemeral(profile: Profile, raw: bytes | None) -> _PrivateKey:
-    """A one-time key object, kept out of the caches (which hold long-lived device keys)."""
+def _key_object(profile: Profile, raw: bytes | None) -> _PrivateKey:
+    """A private key object built outside the caches (a new one when ``raw`` is None): for
+    one-time keys, and for a :class:`DeviceKey`, which keeps its own."""
     if profile == "A":
         if raw is None:
             return x25519.X25519PrivateKey.generate()
@@ -204,7 +205,7 @@ def encrypt(profile: str, public_key: bytes, plaintext: bytes, ephemeral_private
     plaintext = octets("plaintext", plaintext)
     if ephemeral_private_key is not None:
         ephemeral_private_key = octets("ephemeral_private_key", ephemeral_private_key, PRIVATE_KEY_LEN)
-    eph = _ephemeral(p, ephemeral_private_key)
+    eph = _key_object(p, ephemeral_private_key)
     eph_public = _public_bytes(eph)
     z = _exchange_with(eph, public_key, "public_key")
     enc_key, icb, mac_key = _keys(z, eph_public)
@@ -243,7 +244,7 @@ class DeviceKey:
     def __init__(self, profile: str, private_key: bytes) -> None:
         self.profile: Profile = parse_profile(profile)
         raw = octets("private_key", private_key, PRIVATE_KEY_LEN)
-        self._key = _ephemeral(self.profile, raw)  # built directly, outside the caches
+        self._key = _key_object(self.profile, raw)
 
     def __repr__(self) -> str:
         return f"DeviceKey(profile={self.profile}, <private key redacted>)"

@@ -30,12 +30,11 @@ from kmed.hss.cache import ReadCache
 from kmed.hss.files import load_or_create_key
 from kmed.hss.groupcommit import CommitFailed, GroupCommitter
 from kmed.hss.logstream import LoopFlushedStream
-from kmed.hss.s6a import HssPolicy, Outcome, S6aHandlers
+from kmed.hss.s6a import SUCCESS_NAME, HssPolicy, Outcome, S6aHandlers
 from kmed.hss.sqlite_store import SqliteStore, sqlite_path
 from kmed.hss.store import StoreError
 from kmed.hss.token import KEY_LEN
 
-_SUCCESS_NAME = d.result_name(d.DIAMETER_SUCCESS)
 _SUCCESS_LABEL = str(d.DIAMETER_SUCCESS)
 _OK = frozenset({"ok", "resync", "kme_issued", "kme_stored", "kme_already_stored"})
 #: How long SIGTERM waits for in-flight requests and DPA before closing hard.
@@ -125,7 +124,7 @@ class HssService:
     def _count(self, name: str, event: dict[str, Any], answer: Message, ok: bool, started: float) -> None:
         """docs/metrics.md: answers by command and code, procedures, KME events."""
         m = self.metrics
-        if event.get("result") == _SUCCESS_NAME:  # _log names a replaced answer's result: this is it
+        if event.get("result") == SUCCESS_NAME:  # _log names a replaced answer's result: this is it
             code = _SUCCESS_LABEL
         else:
             res = answer.result()

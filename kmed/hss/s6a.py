@@ -32,7 +32,8 @@ _SCHEME_CODE = {"A": d.KME_SCHEME_ECIES_PROFILE_A, "B": d.KME_SCHEME_ECIES_PROFI
 _NO_STATE = ("Auth-Session-State", d.AUTH_SESSION_STATE_NO_STATE_MAINTAINED)
 _BINDING_NAMES = dict(d.avp("KME-Binding").values)
 _STATUS_NAMES = dict(d.avp("KME-Status").values)
-_SUCCESS = d.result_name(d.DIAMETER_SUCCESS)
+#: The "result" of a successful request's log event (HssService counts it without parsing the answer).
+SUCCESS_NAME = d.result_name(d.DIAMETER_SUCCESS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,7 +278,7 @@ class S6aHandlers:
                 _SUCCESS_HEAD, self._origin_avps, authentication_info(vectors), *kme_avps,
             ])
             event = {"event": "air", "outcome": outcome, "imsi": imsi, "step": step, "vectors": count,
-                     "sqn": sqns[-1], "kme_binding": _BINDING_NAMES[binding], "result": _SUCCESS}
+                     "sqn": sqns[-1], "kme_binding": _BINDING_NAMES[binding], "result": SUCCESS_NAME}
             if status is not None:
                 event["kme_status"] = _STATUS_NAMES[status]
             return Outcome(answer, writes, reserved=imsi, event=event)
@@ -392,7 +393,7 @@ class S6aHandlers:
             avps: list[Any] = [_SUCCESS_HEAD, self._origin_avps, _ULA_FLAGS_AVP]
             if not flags & d.ULR_SKIP_SUBSCRIBER_DATA:
                 avps.append(_SUBSCRIPTION_DATA_AVP)
-            event = self._event(req, outcome, imsi=imsi, imei=imei, result=_SUCCESS)
+            event = self._event(req, outcome, imsi=imsi, imei=imei, result=SUCCESS_NAME)
             if step is not None:
                 event["step"] = step
             return Outcome(Message.answer_to(req, avps), writes, refused=refused, event=event)

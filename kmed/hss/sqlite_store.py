@@ -11,6 +11,7 @@ is fsynced, so a committed transaction survives a process kill and a power cut.
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 import time
 from collections.abc import Iterable, Sequence
@@ -132,7 +133,7 @@ class SqliteStore:
                 else:  # pragma: no cover - the Write union is closed
                     raise TypeError(f"unknown write {type(w).__name__}")
             if sqns:
-                _update_sqns(db, sqns)
+                _padded_rows(db, _SQN_UPDATE, list(sqns.items()))
             if locations:
                 _padded_rows(db, _LOCATION_UPSERT, list(locations.values()))
             if audits:
@@ -297,11 +298,6 @@ _LOCATION_UPSERT = (
 )
 
 
-def _update_sqns(db: sqlite3.Connection, sqns: dict[str, int]) -> None:
-    """Every SQN of a batch: see :func:`_padded_rows`."""
-    _padded_rows(db, _SQN_UPDATE, list(sqns.items()))
-
-
 def _padded_rows(db: sqlite3.Connection, template: str, rows: list[tuple[Any, ...]]) -> None:
     """One multi-row statement per up to 64 rows (each key once: the caller keeps the last
     row of a key). ``executemany`` would step one statement per row, and the Python module
@@ -312,8 +308,14 @@ def _padded_rows(db: sqlite3.Connection, template: str, rows: list[tuple[Any, ..
         chunk = rows[start : start + _ROWS[-1]]
         count = next(n for n in _ROWS if n >= len(chunk))
         chunk += [chunk[-1]] * (count - len(chunk))
-        one = "(" + ", ".join(["?"] * len(chunk[0])) + ")"
-        db.execute(template.format(rows=", ".join([one] * count)), [x for row in chunk for x in row])
+        db.execute(_statement(template, len(chunk[0]), count), [x for row in chunk for x in row])
+
+
+@functools.lru_cache(maxsize=32)
+def _statement(template: str, width: int, count: int) -> str:
+    """``template`` with ``count`` rows of ``width`` parameters (built once per shape)."""
+    one = "(" + ", ".join(["?"] * width) + ")"
+    return template.format(rows=", ".join([one] * count))
 
 
 def _integrity(exc: sqlite3.IntegrityError, what: str) -> StoreError:

@@ -53,18 +53,11 @@ class SqnScheme:
         return self.join(seq + 1, ind + 1)
 
     def allocate(self, sqn_he: int, count: int) -> list[int]:
-        """``count`` consecutive fresh SQNs after ``sqn_he``, strictly increasing (each one
-        :meth:`next` of the previous; written out: this runs once per AIR)."""
-        bits = self.ind_bits
-        mask = (1 << bits) - 1
-        seq, ind = sqn_he >> bits, sqn_he & mask
+        """``count`` consecutive fresh SQNs after ``sqn_he``, strictly increasing."""
         out: list[int] = []
         for _ in range(count):
-            seq += 1
-            ind = (ind + 1) & mask
-            if seq > SQN_MAX >> bits:
-                raise SqnExhausted("SEQ exhausted: the subscriber's SQN space is used up")
-            out.append((seq << bits) | ind)
+            sqn_he = self.next(sqn_he)
+            out.append(sqn_he)
         return out
 
     def resync(self, sqn_he: int, sqn_ms: int) -> int:
