@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+from collections.abc import Sequence
 from typing import Protocol, cast
 
 from kmed.config import Endpoint
@@ -27,6 +28,7 @@ from kmed.nas.frame import (
     DEFAULT_MAX_FRAME_SIZE,
     LINK_UE_ID,
     ErrorCause,
+    Frame,
     FrameDecoder,
     FrameError,
     FrameType,
@@ -180,9 +182,15 @@ class UeLink(asyncio.Protocol):
         try:
             frames = self._decoder.feed(data)
         except FrameError as exc:
-            self._send(error_frame(exc.cause, LINK_UE_ID, exc.detail))
-            self._abort(f"framing error from the CNN: {exc}")
+            # the well-formed frames before the bad header are the CNN's, in order: serve them
+            if self._deliver(exc.frames) and self._transport is not None:
+                self._send(error_frame(exc.cause, LINK_UE_ID, exc.detail))
+                self._abort(f"framing error from the CNN: {exc}")
             return
+        self._deliver(frames)
+
+    def _deliver(self, frames: Sequence[Frame]) -> bool:
+        """Handle received frames in order; False when one of them ended the link."""
         for frame in frames:
             self.frames_in += 1
             ftype, ue_id = frame.type, frame.ue_id
@@ -201,7 +209,7 @@ class UeLink(asyncio.Protocol):
                 cause, detail = parse_error_payload(frame.payload)
                 if ue_id == LINK_UE_ID:
                     self._abort(f"link ERROR from the CNN: cause {cause} {detail}".rstrip())
-                    return
+                    return False
                 ue = self._ues.pop(ue_id, None)
                 if ue is not None:
                     why = f"ERROR frame from the CNN: cause {cause} {detail}".rstrip()
@@ -211,6 +219,7 @@ class UeLink(asyncio.Protocol):
                     self._setup.set_result(frame.payload.decode("utf-8", "replace"))
             else:
                 self._send(error_frame(ErrorCause.UNKNOWN_FRAME_TYPE, ue_id, f"frame type {ftype}"))
+        return True
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._transport = None

@@ -205,6 +205,8 @@ class Me:
         self._changed()
 
     def _changed(self) -> None:
+        if self._fingerprint is not None and self._fingerprint[0] is not self.state.current_kme:
+            self._fingerprint = None  # a KME no longer current is not kept in memory
         if self.save is not None:
             self.save(self.state)
 

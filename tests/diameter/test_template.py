@@ -97,7 +97,9 @@ def test_answer_head_and_origin_make_a_valid_aia() -> None:
     assert answer_head(None) == codec.encode_avps([VSAI, ("Auth-Session-State", 1)])
 
 
-def test_peer_sends_an_answer_holding_origin_avps_as_encoded_and_fills_others() -> None:
+def test_peer_sends_an_answer_holding_origin_avps_as_encoded_and_fills_others(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from kmed.diameter import peer as peer_module
     from kmed.diameter.node import LocalNode
     from kmed.diameter.peer import Peer, PeerState, Role
 
@@ -106,7 +108,17 @@ def test_peer_sends_an_answer_holding_origin_avps_as_encoded_and_fills_others() 
     peer.state = PeerState.OKAY
     req = codec.decode(codec.encode(Message.request("AIR", d.APP_S6A, [("Session-Id", "odd;12345")])))
     with_origin = Message.answer_to(req, [answer_head(), node.origin_avps])
+    filled = peer_module.fill_missing
+    calls: list[bytes] = []
+
+    def watched(data: bytes, fill: object) -> bytes:
+        calls.append(data)
+        return filled(data, fill)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(peer_module, "fill_missing", watched)
     assert peer.encode_answer(with_origin) == codec.encode(with_origin)
+    assert calls == []  # sent as encoded: no search for Origin-Host and Origin-Realm
     without = codec.decode(peer.encode_answer(Message.answer_to(req, [answer_head()])) or b"")
+    assert len(calls) == 1  # this one had them filled in
     assert (without.get("Origin-Host"), without.get("Origin-Realm")) == ("hss.localdomain", "localdomain")
     assert without.get("Session-Id") == "odd;12345"  # copied as received, padding included

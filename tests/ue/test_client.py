@@ -349,3 +349,34 @@ def test_cli_corrupt_state_file_is_exit_2(tmp_path: Path) -> None:
     (tmp_path / "me-a" / "me" / "state.json").write_text("{broken")
     rc, _, err = asyncio.run(kmed_ue(cfg, "show"))
     assert rc == 2 and "state.json" in err
+
+
+def test_frames_before_a_bad_header_are_served_then_the_link_errs() -> None:
+    """A LINK_SETUP_ACK followed, in the same segment, by a header of the wrong version: the
+    ACK still completes the set-up (FrameError.frames), then the UE answers ERROR and closes."""
+
+    async def main() -> tuple[str, bytes, str | None]:
+        got: list[bytes] = []
+        done = asyncio.Event()
+
+        async def cnn(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            decoder = FrameDecoder()
+            while not decoder.feed(await reader.read(4096)):
+                pass
+            writer.write(encode_frame(FrameType.LINK_SETUP_ACK, LINK_UE_ID, b"odd-cnn") + b"\x7f" * 10)
+            got.append(await reader.read(4096))  # the UE's ERROR frame, then EOF
+            done.set()
+            writer.close()
+
+        server = await asyncio.start_server(cnn, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        async with server:
+            link = await UeLink.connect(Endpoint("tcp", "127.0.0.1", port))
+            await asyncio.wait_for(done.wait(), 10.0)
+            return link.peer_name or "", got[0], link.close_reason
+
+    peer_name, answer, reason = asyncio.run(main())
+    assert peer_name == "odd-cnn"
+    (frame,) = FrameDecoder().feed(answer)
+    assert (frame.type, frame.ue_id) == (FrameType.ERROR, LINK_UE_ID)
+    assert reason is not None and "framing error" in reason

@@ -88,6 +88,7 @@ def test_fingerprint_follows_the_current_kme_and_factory_reset_erases_it(tmp_pat
     assert me.current_fingerprint() == kme.fingerprint(first)
     assert me.imeisv_identity == imeisv_identity(me.imeisv)
     me.factory_reset()
+    assert me._fingerprint is None  # the erased KME is not kept in memory either
     assert me.current_fingerprint() is None and me.kme_for_check(IMSI) is None
     assert load_me_state(path, IMEI).current_kme is None  # the reset is saved
 
