@@ -450,12 +450,6 @@ class AvpGroup:
             g = cache[i] = AvpGroup._view(buf, s, e, self._depth + 1)
         return g
 
-    def _value_at(self, i: int, reading: _Reading) -> Any:
-        if reading[1] is None:
-            return self._group_at(i).avps
-        flags, s, e = _span(self._buf, self._offs[i])
-        return _read(self._buf, s, e, reading, flags)
-
     # -- reading
 
     def get(self, name: str, default: Any = None) -> Any:
@@ -467,23 +461,7 @@ class AvpGroup:
             i = index.get(key)
             if i is None:
                 return default
-            reader = reading[1]
-            if reader is None:
-                return self._group_at(i).avps
-            buf = self._buf
-            off = self._offs[i]
-            fl = _u32_from(buf, off + 4)[0]
-            s = off + (12 if fl & 0x80000000 else 8)
-            e = off + (fl & 0xFFFFFF)
-            if reader is _octets:
-                return buf[s:e]
-            size = reading[2]
-            if size and e - s != size:
-                return _read(buf, s, e, reading, fl >> 24)  # raises 5014
-            try:
-                return reader(buf, s, e)
-            except ValueError:
-                return _read(buf, s, e, reading, fl >> 24)  # raises 5004
+            return self._value_at(i, reading)
         for item in _expand(self._items):
             k, value, is_raw = _item_key(item)
             if k == key:
@@ -497,33 +475,39 @@ class AvpGroup:
         if self._items is not None:
             return tuple(self._pick_one(name) for name in names)
         index = self._index or self._first_index()
-        buf = self._buf
-        offs = self._offs
         out: list[Any] = []
         for name in names:
             reading = _BY_NAME.get(name) or _lookup(name)
             i = index.get(reading[0])
             if i is None:
                 out.append(None)
-                continue
-            reader = reading[1]
-            if reader is None:
+            elif reading[1] is None:
                 out.append(self._group_at(i))
-                continue
-            off = offs[i]
-            fl = _u32_from(buf, off + 4)[0]
-            s = off + (12 if fl & 0x80000000 else 8)
-            e = off + (fl & 0xFFFFFF)
-            if reader is _octets:
-                out.append(buf[s:e])
-            elif reading[2] and e - s != reading[2]:
-                out.append(_read(buf, s, e, reading, fl >> 24))  # raises 5014
             else:
-                try:
-                    out.append(reader(buf, s, e))
-                except ValueError:
-                    out.append(_read(buf, s, e, reading, fl >> 24))  # raises 5004
+                out.append(self._value_at(i, reading))
         return tuple(out)
+
+    def _value_at(self, i: int, reading: _Reading) -> Any:
+        """The value of the decoded AVP at index ``i`` (a Grouped AVP's items); the hot path of
+        :meth:`get` and :meth:`pick`. A value that does not convert raises DecodeError 5014 or
+        5004 (:func:`_read`)."""
+        reader = reading[1]
+        if reader is None:
+            return self._group_at(i).avps
+        buf = self._buf
+        off = self._offs[i]
+        fl = _u32_from(buf, off + 4)[0]
+        s = off + (12 if fl & 0x80000000 else 8)
+        e = off + (fl & 0xFFFFFF)
+        if reader is _octets:
+            return buf[s:e]
+        size = reading[2]
+        if size and e - s != size:
+            return _read(buf, s, e, reading, fl >> 24)  # raises 5014
+        try:
+            return reader(buf, s, e)
+        except ValueError:
+            return _read(buf, s, e, reading, fl >> 24)  # raises 5004
 
     def _pick_one(self, name: str) -> Any:
         return self.group(name) if _lookup(name)[1] is None else self.get(name)
