@@ -306,6 +306,8 @@ HSS_SCHEMA: Schema = {
         "url": req(STORE_URL, "the subscriber store"),
         "synchronous": opt(_enum("full", "normal"), "full", "SQLite fsync policy (docs/hss.md: full = durable)"),
         "busy_timeout_s": opt(_float_range(0.1, 600.0), 10.0, "wait this long for a lock held by admin"),
+        "writer": opt(_enum("process", "thread"), "process",
+                      "the HSS's group commit in a child process or a thread (docs/hss.md, Durability)"),
     },
     "hss": {
         "max_vectors": opt(_int_range(1, 32), 5, "cap on Number-Of-Requested-Vectors"),

@@ -48,7 +48,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def write_config(root: Path, port: int, log_level: str, cache: int | None = None) -> Path:
+def write_config(root: Path, port: int, log_level: str, cache: int | None = None, writer: str | None = None) -> Path:
     path = root / "hss.toml"
     path.write_text(
         f"""[diameter]
@@ -58,6 +58,7 @@ listen = ["tcp://127.0.0.1:{port}"]
 allowed_peers = ["bench.localdomain"]
 [store]
 url = "sqlite:///{root / 'hss.sqlite'}"
+{"" if writer is None else f'writer = "{writer}"'}
 [hss]
 max_pending = 100000
 {"" if cache is None else f"cache_subscribers = {cache}"}
@@ -107,24 +108,48 @@ def start_hss(config: Path, log_path: Path, prefix: list[str] | None = None) -> 
         raise RuntimeError(f"the HSS did not become ready; see {log_path}")
 
 
+def children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (the HSS's store writer), from /proc."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    out.append(int(entry.name))
+            except (OSError, ValueError, IndexError):
+                continue
+    return sorted(out)
+
+
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process (all threads), from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU seconds of a process (all threads) and of its children, from /proc."""
+    total = 0.0
+    for p in [pid, *children(pid)]:
+        with contextlib.suppress(OSError, IndexError):
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 def thread_times(pid: int) -> dict[str, tuple[float, float]]:
-    """Per thread of a process ("main", else "NAME TID"): seconds on a CPU and seconds
-    runnable but waiting for one, from /proc/PID/task/*/schedstat. What is neither is time
-    the thread slept: waiting for the GIL, for a lock, for I/O, or idle."""
+    """Per thread of a process and of its children ("main", "child PID main", else
+    "[child PID] NAME TID"): seconds on a CPU and seconds runnable but waiting for one, from
+    /proc/PID/task/*/schedstat. What is neither is time the thread slept: waiting for the GIL,
+    for a lock, for I/O, or idle."""
     out: dict[str, tuple[float, float]] = {}
-    for task in Path(f"/proc/{pid}/task").iterdir():
+    for p in [pid, *children(pid)]:
+        prefix = "" if p == pid else f"child {p} "
         try:
-            name = "main" if task.name == str(pid) else f"{(task / 'comm').read_text().strip()} {task.name}"
-            run_ns, wait_ns = (int(v) for v in (task / "schedstat").read_text().split()[:2])
-        except (OSError, ValueError):
-            continue  # the thread ended, or no schedstat (kernel without CONFIG_SCHEDSTATS)
-        out[name] = (run_ns / 1e9, wait_ns / 1e9)
+            tasks = list(Path(f"/proc/{p}/task").iterdir())
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                name = "main" if task.name == str(p) else f"{(task / 'comm').read_text().strip()} {task.name}"
+                run_ns, wait_ns = (int(v) for v in (task / "schedstat").read_text().split()[:2])
+            except (OSError, ValueError):
+                continue  # the thread ended, or no schedstat (kernel without CONFIG_SCHEDSTATS)
+            out[prefix + name] = (run_ns / 1e9, wait_ns / 1e9)
     return out
 
 
@@ -284,6 +309,8 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--cache", type=int, default=None, metavar="N",
                     help="the HSS's hss.cache_subscribers (default: the HSS's default; 0 = every read from the "
                          "store). Random subscribers of a large range miss the cache: compare store scaling with 0")
+    ap.add_argument("--writer", choices=["process", "thread"], default=None,
+                    help="the HSS's [store] writer (default: the HSS's default, process)")
     ap.add_argument("--keep", metavar="DIR", help="use DIR (store reused if present) and keep it")
     ap.add_argument("--callgrind", action="store_true",
                     help="run the HSS under valgrind's callgrind and print its instructions per request "
@@ -296,7 +323,7 @@ def main(argv: list[str]) -> int:
     root = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="kmed-bench-hss-"))
     root.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    config = write_config(root, port, args.log_level, args.cache)
+    config = write_config(root, port, args.log_level, args.cache, args.writer)
     fresh = not (root / "hss.sqlite").exists()
     if fresh:
         took = provision(config, args.subscribers)
@@ -336,11 +363,12 @@ def main(argv: list[str]) -> int:
             break
     cache = "default" if args.cache is None else args.cache
     print(f"kmed bench hss: AIR/AIA, 1 vector, {args.inflight} in flight, {args.subscribers} subscribers, "
-          f"HSS log level {args.log_level}, read cache {cache}; {os.cpu_count()} CPUs, load average {load_average()}")
+          f"HSS log level {args.log_level}, read cache {cache}, writer {args.writer or 'default'}; "
+          f"{os.cpu_count()} CPUs, load average {load_average()}")
     print(f"  {run.requests} answers in {run.elapsed:.2f} s = {rate:,.0f} per s; failed {client.failed}")
     print(f"  latency p50 {pct(client.lat, 50):.2f} ms, p99 {pct(client.lat, 99):.2f} ms, "
           f"max {max(client.lat) * 1000:.2f} ms")
-    print(f"  HSS CPU {1e6 * run.hss_cpu_s / run.requests:.1f} µs per request (all threads), "
+    print(f"  HSS CPU {1e6 * run.hss_cpu_s / run.requests:.1f} µs per request (all threads, writer process included), "
           f"client CPU {1e6 * run.client_cpu_s / run.requests:.1f} µs{batches}; HSS exit status {status}")
     for name, (on_cpu, runnable) in sorted(run.threads.items(), key=lambda kv: -kv[1][0]):
         if on_cpu * 1e6 / run.requests < 0.5:

@@ -221,8 +221,28 @@ async def serve(config_path: str, conf: dict[str, Any]) -> int:
         return SqliteStore(db_path, synchronous=store_conf["synchronous"], busy_timeout_s=store_conf["busy_timeout_s"])
 
     reader = open_store()  # migrates the schema before anything else runs
-    committer = GroupCommitter(open_store, max_batch=hss["commit_batch"])
-    committer.start()
+    stop = asyncio.Event()
+    status = 0
+
+    def writer_died(why: str) -> None:
+        nonlocal status
+        log.error("hss_writer_failed", error=why)
+        status = 1
+        stop.set()
+
+    committer: GroupCommitter
+    if store_conf["writer"] == "process":
+        from kmed.hss.writer import ProcessCommitter
+
+        committer = ProcessCommitter((str(db_path), store_conf["synchronous"], store_conf["busy_timeout_s"]),
+                                     max_batch=hss["commit_batch"], on_dead=writer_died)
+    else:
+        committer = GroupCommitter(open_store, max_batch=hss["commit_batch"])
+    try:
+        await committer.open()
+    except BaseException:
+        reader.close()
+        raise
     cache = ReadCache(reader, hss["cache_subscribers"], schedule=asyncio.get_running_loop().call_soon)
     handlers = S6aHandlers(cache, token_key, dia["origin_host"], dia["origin_realm"], _policy(hss))
     metrics = None
@@ -245,7 +265,6 @@ async def serve(config_path: str, conf: dict[str, Any]) -> int:
         ssl_context = make_ssl_context(server_side=True, cert=dia["tls_cert"], key=dia["tls_key"], ca=dia["tls_ca"])
     server = DiameterServer(node, dia["listen"], dia["allowed_peers"], service, watchdog=dia["watchdog_s"],
                             max_message_size=dia["max_message_size"], ssl_context=ssl_context)
-    stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     if _log_stream:
         _log_stream[0].attach(loop)
@@ -290,7 +309,7 @@ async def serve(config_path: str, conf: dict[str, Any]) -> int:
              committed=committer.requests, cache_hits=cache.hits, cache_misses=cache.misses)
     if _log_stream:
         _log_stream[0].attach(None)
-    return 0
+    return status
 
 
 def _reload(config_path: str, server: Any, service: HssService) -> None:

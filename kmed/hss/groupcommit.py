@@ -63,6 +63,10 @@ class GroupCommitter:
         self.batches = 0
         self.requests = 0
 
+    async def open(self) -> None:
+        """Start writing (from the event loop); raises if the store cannot open."""
+        self.start()
+
     def start(self) -> None:
         """Start the writer thread (from the event loop's thread); raises if the store cannot open."""
         self._loop = asyncio.get_running_loop()

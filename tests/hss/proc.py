@@ -28,7 +28,7 @@ def kmed(*args: str, timeout: float = 120.0) -> subprocess.CompletedProcess[str]
 class HssProcess:
     """One HSS daemon on loopback with its config and store under ``root``."""
 
-    def __init__(self, root: Path, extra: str = "") -> None:
+    def __init__(self, root: Path, extra: str = "", store_extra: str = "") -> None:
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
@@ -43,6 +43,7 @@ listen = ["tcp://127.0.0.1:{self.port}"]
 allowed_peers = ["mme.localdomain"]
 [store]
 url = "sqlite:///{self.store}"
+{store_extra}
 [log]
 level = "info"
 format = "json"

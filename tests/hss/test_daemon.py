@@ -31,9 +31,10 @@ from tests.hss.test_s6a import check_vector, vectors
 pytestmark = pytest.mark.timeout(180)
 
 
-@pytest.fixture
-def hss(tmp_path: Path) -> Iterator[HssProcess]:
-    h = HssProcess(tmp_path / "hss")
+@pytest.fixture(params=["process", "thread"])
+def hss(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[HssProcess]:
+    """The HSS with each group-commit writer ([store] writer, docs/hss.md)."""
+    h = HssProcess(tmp_path / "hss", store_extra=f'writer = "{request.param}"')
     h.provision_subscriber(IMSI)
     h.start()
     yield h
@@ -356,3 +357,46 @@ def _with_resync(req: Message, resync: bytes) -> Message:
     assert info is not None
     req.set("Requested-EUTRAN-Authentication-Info", [*info.avps, ("Re-Synchronization-Info", resync)])
     return req
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    out.append(int(entry.name))
+            except (OSError, ValueError, IndexError):
+                continue
+    return out
+
+
+def test_writer_process_ends_with_the_hss_and_its_death_stops_the_hss(tmp_path: Path) -> None:
+    """[store] writer = "process": SIGTERM ends the child too (exit 0); a child that dies
+    makes the HSS stop with status 1 (systemd restarts it), logging hss_writer_failed."""
+    h = HssProcess(tmp_path / "hss")
+    h.provision_subscriber(IMSI)
+    h.start()
+    try:
+        assert h.proc is not None
+        (child,) = _children(h.proc.pid)
+        (a,) = talk(h.port, air())
+        assert a.result() == (0, d.DIAMETER_SUCCESS)
+        assert h.stop() == 0
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{child}").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not Path(f"/proc/{child}").exists(), "the writer child outlived the HSS"
+        h.start()
+        assert h.proc is not None
+        (child,) = _children(h.proc.pid)
+        os.kill(child, 9)
+        assert h.proc.wait(20) == 1
+        events = [json.loads(line) for line in h.log.read_text().splitlines() if line.startswith("{")]
+        assert any(e["event"] == "hss_writer_failed" for e in events)
+        h.proc = None
+        h.start()  # the store is fine: a restart serves again, SQN above the one answered
+        (b,) = talk(h.port, air())
+        assert b.result() == (0, d.DIAMETER_SUCCESS)
+    finally:
+        h.kill()

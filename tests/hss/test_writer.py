@@ -1,0 +1,125 @@
+"""The group commit's child-process writer (kmed.hss.writer) on a real SQLite file: the wire
+form of the writes, commits and their outcomes, a child that cannot open the store, a child
+that dies with requests in flight."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from kmed.hss.groupcommit import CommitFailed
+from kmed.hss.sqlite_store import SqliteStore
+from kmed.hss.store import AuditKme, SetLocation, SetSqn, StoreError, StoreKme
+from kmed.hss.writer import ProcessCommitter, from_wire, to_wire
+from tests.hss.conftest import IMEI, IMSI, OPC, K
+
+pytestmark = pytest.mark.timeout(120)
+
+WRITES = [
+    SetSqn(IMSI, 12345),
+    StoreKme(IMSI, IMEI, bytes(range(32)), 10, 11, "ab" * 8, "mme.localdomain"),
+    AuditKme(12, "issued", IMSI, IMEI, "cd" * 8, 12, None, "mme.localdomain"),
+    SetLocation(IMSI, "mme.localdomain", "localdomain", b"\x00\xf1\x10", 1004, IMEI, "01", 13),
+]
+
+
+@pytest.mark.parametrize("write", WRITES, ids=lambda w: type(w).__name__)
+def test_wire_form_round_trips(write: object) -> None:
+    import marshal
+
+    t = to_wire(write)  # type: ignore[arg-type]
+    back = from_wire(marshal.loads(marshal.dumps(t)))
+    assert type(back) is type(write) and back == write
+
+
+@pytest.mark.parametrize("bad", [(), (9, 1), (0, "only-imsi"), ("x",)])
+def test_wire_form_refuses_garbage(bad: tuple[object, ...]) -> None:
+    with pytest.raises(ValueError):
+        from_wire(bad)
+
+
+def _store(tmp_path: Path, subscribers: int = 3) -> Path:
+    path = tmp_path / "hss.sqlite"
+    store = SqliteStore(path)
+    for i in range(subscribers):
+        store.add_subscriber(f"00101000000{i:04d}", K, OPC, b"\x80\x00", 0)
+    store.close()
+    return path
+
+
+def _sqn(path: Path, imsi: str) -> int:
+    store = SqliteStore(path)
+    try:
+        sub = store.subscriber(imsi)
+        assert sub is not None
+        return sub.sqn
+    finally:
+        store.close()
+
+
+def test_commits_in_the_child_and_reports_each_request(tmp_path: Path) -> None:
+    path = _store(tmp_path)
+
+    async def run() -> tuple[list[object], int, int, int | None]:
+        pc = ProcessCommitter((str(path), "full", 5.0), max_batch=8)
+        await pc.open()
+        futs = [pc.submit([SetSqn(f"00101000000{i % 3:04d}", 32 * (i + 1))]) for i in range(40)]
+        # A KME stored, then one with an older issued_at: the store refuses the second.
+        futs.append(pc.submit([StoreKme("001010000000000", IMEI, bytes(32), 100, 101, "00" * 8, "p")]))
+        futs.append(pc.submit([StoreKme("001010000000000", IMEI, bytes(32), 50, 102, "00" * 8, "p")]))
+        results = await asyncio.gather(*futs)
+        batches, requests = pc.batches, pc.requests
+        proc = pc._proc
+        await pc.close()
+        return results, batches, requests, None if proc is None else proc.returncode
+
+    results, batches, requests, status = asyncio.run(run())
+    assert results[:40] == [[True]] * 40
+    assert results[40:] == [[True], [False]]
+    assert requests == 42 and 1 <= batches <= 42
+    assert status == 0, "the child exits 0 once the parent closes the link"
+    # The last SQN reserved per IMSI is what the store holds (i = 39, 37 and 38).
+    assert [_sqn(path, f"00101000000{i:04d}") for i in range(3)] == [40 * 32, 38 * 32, 39 * 32]
+
+
+def test_child_that_cannot_open_the_store_fails_open(tmp_path: Path) -> None:
+    (tmp_path / "dir.sqlite").mkdir()
+
+    async def run() -> None:
+        pc = ProcessCommitter((str(tmp_path / "dir.sqlite"), "full", 1.0))
+        await pc.open()
+
+    with pytest.raises(StoreError, match="store writer"):
+        asyncio.run(run())
+
+
+def test_child_death_fails_what_waits_and_reports(tmp_path: Path) -> None:
+    path = _store(tmp_path)
+
+    async def run() -> tuple[list[object], list[str], object]:
+        dead: list[str] = []
+        pc = ProcessCommitter((str(path), "full", 5.0), on_dead=dead.append)
+        await pc.open()
+        assert await pc.submit([SetSqn("001010000000001", 32)]) == [True]
+        assert pc._proc is not None
+        os.kill(pc._proc.pid, signal.SIGKILL)
+        await asyncio.get_running_loop().run_in_executor(None, pc._proc.wait)
+        waiting = pc.submit([SetSqn("001010000000001", 64)])
+        outcome = await asyncio.gather(waiting, return_exceptions=True)
+        for _ in range(100):  # the link's end reaches the loop shortly after the exit
+            if dead:
+                break
+            await asyncio.sleep(0.02)
+        later = await asyncio.gather(pc.submit([SetSqn("001010000000001", 96)]), return_exceptions=True)
+        await pc.close()
+        return outcome + later, dead, pc.pending
+
+    outcomes, dead, pending = asyncio.run(run())
+    assert all(isinstance(o, CommitFailed) for o in outcomes), outcomes
+    assert dead and "writer process" in dead[0]
+    assert pending == 0
+    assert _sqn(path, "001010000000001") == 32, "what failed was not written"
