@@ -32,6 +32,7 @@ from typing import Any
 from kmed.bench.callgrind import Callgrind
 from kmed.diameter import codec
 from kmed.diameter.message import Message
+from kmed.load.procinfo import children, tree_cpu_s
 
 K = "465b5ce8b199b49faa5f0a2ee238a6bc"
 OPC = "cd63cb71954a9f4e48a5994e37a02baf"
@@ -106,29 +107,6 @@ def start_hss(config: Path, log_path: Path, prefix: list[str] | None = None) -> 
                 return proc
         proc.kill()
         raise RuntimeError(f"the HSS did not become ready; see {log_path}")
-
-
-def children(pid: int) -> list[int]:
-    """The processes whose parent is ``pid`` (the HSS's store writer), from /proc."""
-    out = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
-                    out.append(int(entry.name))
-            except (OSError, ValueError, IndexError):
-                continue
-    return sorted(out)
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process (all threads) and of its children, from /proc."""
-    total = 0.0
-    for p in [pid, *children(pid)]:
-        with contextlib.suppress(OSError, IndexError):
-            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return total
 
 
 def thread_times(pid: int) -> dict[str, tuple[float, float]]:
@@ -282,9 +260,9 @@ async def run_client(port: int, imsis: list[str], inflight: int, requests: int, 
     await asyncio.wait_for(client.run(warmup, measure=False), 3600)
     if callgrind is not None:
         await loop.run_in_executor(None, callgrind.zero)
-    cpu0, own0, threads0 = cpu_seconds(pid), time.process_time(), thread_times(pid)
+    cpu0, own0, threads0 = tree_cpu_s(pid), time.process_time(), thread_times(pid)
     await asyncio.wait_for(client.run(requests, measure=True), 3600)
-    cpu1, own1, threads1 = cpu_seconds(pid), time.process_time(), thread_times(pid)
+    cpu1, own1, threads1 = tree_cpu_s(pid), time.process_time(), thread_times(pid)
     threads = {name: (run - threads0.get(name, (0.0, 0.0))[0], wait - threads0.get(name, (0.0, 0.0))[1])
                for name, (run, wait) in threads1.items()}
     instructions = await loop.run_in_executor(None, callgrind.dump) if callgrind is not None else None

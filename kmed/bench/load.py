@@ -39,18 +39,13 @@ from typing import Any
 
 from kmed.lab import DEFAULT_K, DEFAULT_OPC, Lab, free_port, kmed_argv, running_lab
 from kmed.load.labfile import load_toml, provision_range_args
+from kmed.load.procinfo import tree_cpu_s
 
 IMSI_FIRST = "001010000500000"
 IMEI_FIRST = "35693803500000"
 SEED = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"
 P99_TARGET_MS = 250.0
 PHASES = ("provision", "attach", "hold")
-
-
-def _cpu_s(pid: int) -> float:
-    """utime + stime of a process, seconds (proc(5): fields 14 and 15 of /proc/PID/stat)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _children_cpu_s() -> float:
@@ -161,7 +156,7 @@ def _run_phase(lab: Lab, phase: Phase, config: Path, out: Path, profile: Path | 
                metrics: dict[str, int]) -> None:
     pids = {name: d.proc.pid for name, d in lab.daemons.items()}
     durations_before = {name: scrape_durations(port) for name, port in metrics.items()}
-    before = {name: _cpu_s(pid) for name, pid in pids.items()}
+    before = {name: tree_cpu_s(pid) for name, pid in pids.items()}  # the HSS's writer child too
     harness_before = _children_cpu_s()
     report_path = out / f"{phase.name}.json"
     argv = kmed_argv("load", "--config", str(config), "--report", str(report_path), *phase.args)
@@ -177,7 +172,7 @@ def _run_phase(lab: Lab, phase: Phase, config: Path, out: Path, profile: Path | 
         stdout, stderr = proc.communicate()
     phase.wall_s = time.monotonic() - start
     phase.exit_status = proc.returncode
-    phase.cpu = {name: _cpu_s(pid) - before[name] for name, pid in pids.items() if lab.daemons.get(name)}
+    phase.cpu = {name: tree_cpu_s(pid) - before[name] for name, pid in pids.items() if lab.daemons.get(name)}
     # All children of this process that ended meanwhile: the harness, its workers (and py-spy when profiling).
     phase.cpu["harness"] = _children_cpu_s() - harness_before
     phase.report = json.loads(report_path.read_text()) if report_path.exists() else {}

@@ -1,4 +1,6 @@
-"""What the hold mode reads about the CNN process: its resident memory and its PID (Linux /proc).
+"""What the load harness and the benchmarks read about processes (Linux /proc): the CNN's
+resident memory and PID for the hold mode, and the CPU time of a daemon with its child
+processes (the HSS's store writer) for the CPU-per-procedure figures.
 
 ``VmRSS`` of /proc/PID/status (proc(5)) is the process's resident set in KiB. The PID is given
 (``--cnn-pid``) or found as the process holding the listening TCP socket of the CNN's UE link:
@@ -12,7 +14,7 @@ import contextlib
 import os
 from pathlib import Path
 
-__all__ = ["find_listener_pid", "rss_kib"]
+__all__ = ["children", "find_listener_pid", "rss_kib", "tree_cpu_s"]
 
 _PROC = Path("/proc")
 _LISTEN = "0A"
@@ -70,3 +72,30 @@ def find_listener_pid(port: int) -> int | None:
             except OSError:
                 continue
     return None
+
+
+def _stat_fields(pid: int) -> list[str]:
+    """The fields of /proc/PID/stat after the command name (field 3 onwards, proc(5))."""
+    return (_PROC / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
+
+
+def children(pid: int) -> list[int]:
+    """The live processes whose parent is ``pid``."""
+    out = []
+    for entry in _PROC.iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                if int(_stat_fields(int(entry.name))[1]) == pid:
+                    out.append(int(entry.name))
+    return sorted(out)
+
+
+def tree_cpu_s(pid: int) -> float:
+    """utime + stime of ``pid`` and of its live children, seconds (fields 14 and 15 of
+    /proc/PID/stat); a process that is gone counts 0."""
+    total = 0.0
+    for p in [pid, *children(pid)]:
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = _stat_fields(p)
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
