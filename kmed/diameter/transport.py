@@ -427,7 +427,7 @@ def dispatch_request(conn: PeerConnection, msg: Message, handler: Handler | None
         return
     if isinstance(result, Message):
         conn.send_answer(result)
-    elif asyncio.isfuture(result):
+    elif isinstance(result, asyncio.Future):  # asyncio.isfuture's duck test is a Python call per answer
         tasks.add(result)
         result.add_done_callback(partial(_future_done, conn, msg, info, node, tasks))
     elif inspect.isawaitable(result):

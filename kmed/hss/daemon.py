@@ -54,6 +54,7 @@ class HssService:
         self.in_flight = 0
         self.log = klog.get("hss").bind()  # bound once: the lazy proxy re-binds on every call
         self.metrics = metrics
+        self.loop = asyncio.get_running_loop()
 
     def __call__(self, req: Message, peer: PeerInfo) -> Message | Awaitable[Message]:
         started = time.monotonic() if self.metrics is not None else 0.0
@@ -79,7 +80,8 @@ class HssService:
             self.cache.writing(out.writes)
         # The answer is a future resolved from the commit's callback: no task per request
         # (kmed.diameter.transport.dispatch_request answers futures from their done callback).
-        answer: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
+        # self.loop, not asyncio.get_running_loop(): that makes a getpid() system call each time.
+        answer: asyncio.Future[Message] = self.loop.create_future()
         self.committer.submit_with(out.writes, partial(self._committed, req, out, answer, started))
         return answer
 

@@ -20,8 +20,12 @@ frame a 4-octet length and a marshalled value:
    ``"ready"`` or an error message;
 2. then batches: parent -> child: a list with each request's writes, each write a tuple
    (:func:`to_wire`); child -> parent: one outcome per request, the flags of its writes or
-   the :class:`~kmed.hss.groupcommit.CommitFailed` message. The parent sends the next batch
-   when the outcome of the previous one is in: meanwhile new requests queue up and form it.
+   the :class:`~kmed.hss.groupcommit.CommitFailed` message, in the order of the batches. The
+   parent keeps up to two batches in the child: the second is committed right after the
+   first, without waiting for the first's outcome to reach the busy event loop and the next
+   batch to come back (measured, ``kmed bench hss`` on the idle machine, back to back: one
+   batch 8,396 and 8,262 answers/s with 27 requests per commit; two 9,002 and 8,827 with 19;
+   four 8,539 and 8,978 with 16). Meanwhile new requests queue up and form the next batch.
 
 The child ignores SIGINT and SIGTERM (systemd and a terminal signal the whole group: the parent
 decides when writing ends) and exits when the socket closes, so it also ends with a parent
@@ -118,17 +122,20 @@ class _ChildLink(asyncio.Protocol):
 
 class ProcessCommitter(GroupCommitter):
     """A :class:`GroupCommitter` whose writer is a child process (module doc). ``store_spec``
-    is ``(path, synchronous, busy_timeout_s)``, what the child opens."""
+    is ``(path, synchronous, busy_timeout_s)``, what the child opens; up to ``max_in_child``
+    batches are sent before the first is answered (the child commits them in order)."""
 
     def __init__(self, store_spec: tuple[str, str, float], max_batch: int = 1024, handover_chunk: int = 16,
-                 on_dead: Callable[[str], None] | None = None) -> None:
+                 on_dead: Callable[[str], None] | None = None, max_in_child: int = 2) -> None:
         super().__init__(_no_store, max_batch, handover_chunk)
         self.store_spec = store_spec
         self.on_dead = on_dead
         self._transport: asyncio.Transport | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._waiting: collections.deque[_Item] = collections.deque()
-        self._in_child: list[_Item] = []
+        #: Batches sent to the child and not answered yet, oldest first (answers come in order).
+        self._in_child: collections.deque[list[_Item]] = collections.deque()
+        self.max_in_child = max(1, max_in_child)
         self._dead: str | None = None
         self._idle = asyncio.Event()
 
@@ -168,7 +175,7 @@ class ProcessCommitter(GroupCommitter):
 
     @property
     def pending(self) -> int:
-        return len(self._waiting) + len(self._staged) + len(self._in_child)
+        return len(self._waiting) + len(self._staged) + sum(len(b) for b in self._in_child)
 
     def _hand_over(self) -> None:
         staged, self._staged = self._staged, []
@@ -178,37 +185,37 @@ class ProcessCommitter(GroupCommitter):
             _resolve(staged, [CommitFailed(self._dead)] * len(staged))
             return
         self._waiting.extend(staged)
-        if not self._in_child:
+        if len(self._in_child) < self.max_in_child:
             self._send_batch()
 
     def _send_batch(self) -> None:
         n = min(len(self._waiting), self._max_batch)
         batch = [self._waiting.popleft() for _ in range(n)]
-        self._in_child = batch
+        self._in_child.append(batch)
         self._idle.clear()
         assert self._transport is not None
         self._transport.write(_frame([[to_wire(w) for w in writes] for writes, _ in batch]))
 
     def _outcomes(self, outcomes: Any) -> None:
-        batch, self._in_child = self._in_child, []
-        if not isinstance(outcomes, list) or len(outcomes) != len(batch):
-            self._in_child = batch
+        if not self._in_child or not isinstance(outcomes, list) or len(outcomes) != len(self._in_child[0]):
             self._died("the store writer process answered out of step")
             return
+        batch = self._in_child.popleft()
         self.batches += 1
         self.requests += len(batch)
         _resolve(batch, [o if isinstance(o, list) else CommitFailed(str(o)) for o in outcomes])
         if self._waiting:
             self._send_batch()
-        else:
+        elif not self._in_child:
             self._idle.set()
 
     def _died(self, why: str) -> None:
         if self._dead is not None:
             return
         self._dead = why
-        failed = [*self._in_child, *self._waiting, *self._staged]
-        self._in_child, self._staged = [], []
+        failed = [*(item for b in self._in_child for item in b), *self._waiting, *self._staged]
+        self._in_child.clear()
+        self._staged = []
         self._waiting.clear()
         _resolve(failed, [CommitFailed(why)] * len(failed))
         self._idle.set()
