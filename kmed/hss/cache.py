@@ -116,6 +116,21 @@ class ReadCache:
     def pairs_version(self) -> int:
         return self.store.pairs_version()
 
+    # --- subscribers read elsewhere (kmed.hss.prefetch) ---------------------------------
+
+    def wants(self, imsi: str) -> bool:
+        """Whether a subscriber read for ``imsi`` would miss and its result could be kept."""
+        return bool(self.capacity) and imsi not in self._subs and imsi not in self._in_flight
+
+    def load(self, sub: Subscriber) -> None:
+        """Keep ``sub``, read by another connection that has applied every write submitted
+        before the read was asked for (the store writer child, kmed.hss.prefetch): kept only
+        if its IMSI has no write in flight now (a later write would make it stale) and it is
+        not cached already."""
+        imsi = sub.imsi
+        if self.capacity and imsi not in self._in_flight and imsi not in self._subs:
+            _put(self._subs, imsi, sub, self.capacity)
+
     def _next_turn(self) -> None:
         self._turn_checked = False
 

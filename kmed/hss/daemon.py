@@ -30,10 +30,12 @@ from kmed.hss.cache import ReadCache
 from kmed.hss.files import load_or_create_key
 from kmed.hss.groupcommit import CommitFailed, GroupCommitter
 from kmed.hss.logstream import LoopFlushedStream
+from kmed.hss.prefetch import Prefetch
 from kmed.hss.s6a import SUCCESS_NAME, HssPolicy, Outcome, S6aHandlers
 from kmed.hss.sqlite_store import SqliteStore, sqlite_path
 from kmed.hss.store import StoreError
 from kmed.hss.token import KEY_LEN
+from kmed.hss.writer import ProcessCommitter
 
 _SUCCESS_LABEL = str(d.DIAMETER_SUCCESS)
 _OK = frozenset({"ok", "resync", "kme_issued", "kme_stored", "kme_already_stored"})
@@ -46,9 +48,10 @@ class HssService:
     per request, answers 3004 DIAMETER_TOO_BUSY beyond ``max_pending`` requests awaiting commit."""
 
     def __init__(self, handlers: S6aHandlers, committer: GroupCommitter, max_pending: int,
-                 metrics: Any = None, cache: ReadCache | None = None) -> None:
+                 metrics: Any = None, cache: ReadCache | None = None, prefetch: Prefetch | None = None) -> None:
         self.handlers = handlers
         self.cache = cache
+        self.prefetch = prefetch
         self.committer = committer
         self.max_pending = max_pending
         self.in_flight = 0
@@ -71,6 +74,37 @@ class HssService:
             event = {"event": req.name.lower(), "outcome": "too_busy", "imsi": imsi}
             self._log(event, busy, True, started)
             return busy
+        prefetch = self.prefetch
+        if prefetch is not None:
+            try:
+                user = req.get("User-Name")
+            except DecodeError:
+                user = None  # the handler answers it
+            if type(user) is str and prefetch.needs(user):
+                # self.loop, not asyncio.get_running_loop(): that makes a getpid() call each time.
+                waiting: asyncio.Future[Message] = self.loop.create_future()
+                self.in_flight += 1
+                prefetch.wait(user, partial(self._resume, req, peer, waiting, started))
+                return waiting
+        return self._handle(req, peer, started, None)
+
+    def _resume(self, req: Message, peer: PeerInfo, answer: asyncio.Future[Message], started: float) -> None:
+        """The subscriber of ``req`` was read ahead (kmed.hss.prefetch): handle it now."""
+        self.in_flight -= 1
+        if answer.done():  # cancelled: the server is stopping
+            return
+        try:
+            result = self._handle(req, peer, started, answer)
+        except Exception as exc:  # answered 5012 and logged by the Diameter layer
+            answer.set_exception(exc)
+            return
+        if result is not answer:
+            answer.set_result(result)  # type: ignore[arg-type]  # a Message: nothing to commit
+
+    def _handle(self, req: Message, peer: PeerInfo, started: float,
+                answer: asyncio.Future[Message] | None) -> Message | asyncio.Future[Message]:
+        """Run the handler; an answer with writes is a future (``answer``, or a new one)
+        resolved once they are committed."""
         out = self.handlers.handle(req, peer.origin_host)
         if not out.writes:
             self._log(out.event, out.answer, False, started)
@@ -80,8 +114,8 @@ class HssService:
             self.cache.writing(out.writes)
         # The answer is a future resolved from the commit's callback: no task per request
         # (kmed.diameter.transport.dispatch_request answers futures from their done callback).
-        # self.loop, not asyncio.get_running_loop(): that makes a getpid() system call each time.
-        answer: asyncio.Future[Message] = self.loop.create_future()
+        if answer is None:
+            answer = self.loop.create_future()
         self.committer.submit_with(out.writes, partial(self._committed, req, out, answer, started))
         return answer
 
@@ -234,8 +268,6 @@ async def serve(config_path: str, conf: dict[str, Any]) -> int:
 
     committer: GroupCommitter
     if store_conf["writer"] == "process":
-        from kmed.hss.writer import ProcessCommitter
-
         committer = ProcessCommitter((str(db_path), store_conf["synchronous"], store_conf["busy_timeout_s"]),
                                      max_batch=hss["commit_batch"], on_dead=writer_died)
     else:
@@ -246,6 +278,9 @@ async def serve(config_path: str, conf: dict[str, Any]) -> int:
         reader.close()
         raise
     cache = ReadCache(reader, hss["cache_subscribers"], schedule=asyncio.get_running_loop().call_soon)
+    prefetch = None
+    if isinstance(committer, ProcessCommitter) and cache.capacity:
+        prefetch = Prefetch(cache, committer.read_subscribers, asyncio.get_running_loop())
     handlers = S6aHandlers(cache, token_key, dia["origin_host"], dia["origin_realm"], _policy(hss))
     metrics = None
     metrics_server = None
@@ -256,7 +291,7 @@ async def serve(config_path: str, conf: dict[str, Any]) -> int:
         metrics = km.hss_metrics(registry)
         host, port = conf["metrics"]["listen"]
         metrics_server = await km.start_metrics_server(host, port, registry)
-    service = HssService(handlers, committer, hss["max_pending"], metrics, cache)
+    service = HssService(handlers, committer, hss["max_pending"], metrics, cache, prefetch)
     node = LocalNode(dia["origin_host"], dia["origin_realm"], product_name="kmed-hss")
     if metrics is not None:  # CER, DWR, DPR received and their answers (docs/metrics.md)
         node.base_message_hook = km.base_message_counter(metrics, server=True)
@@ -308,7 +343,8 @@ async def serve(config_path: str, conf: dict[str, Any]) -> int:
     if watchdog is not None:
         watchdog.cancel()
     log.info("hss_stopped", drained_s=round(time.monotonic() - t0, 3), batches=committer.batches,
-             committed=committer.requests, cache_hits=cache.hits, cache_misses=cache.misses)
+             committed=committer.requests, cache_hits=cache.hits, cache_misses=cache.misses,
+             read_ahead=0 if prefetch is None else prefetch.reads)
     if _log_stream:
         _log_stream[0].attach(None)
     return status

@@ -18,9 +18,12 @@ frame a 4-octet length and a marshalled value:
 
 1. parent -> child: ``(store path, synchronous, busy_timeout_s)``; child -> parent:
    ``"ready"`` or an error message;
-2. then batches: parent -> child: a list with each request's writes, each write a tuple
-   (:func:`to_wire`); child -> parent: one outcome per request, the flags of its writes or
-   the :class:`~kmed.hss.groupcommit.CommitFailed` message, in the order of the batches. The
+2. then batches: parent -> child: ``("w", list)``, each request's writes, each write a tuple
+   (:func:`to_wire`); child -> parent: ``("w", list)``, one outcome per request, the flags of
+   its writes or the :class:`~kmed.hss.groupcommit.CommitFailed` message, in the order of the
+   batches; and reads: parent -> child ``("r", IMSIs)``, child -> parent ``("r", rows)``, one
+   :func:`subscriber_row` (or None) per IMSI, read after every batch sent before (the child
+   takes frames in order). The
    parent keeps up to two batches in the child: the second is committed right after the
    first, without waiting for the first's outcome to reach the busy event loop and the next
    batch to come back (measured, ``kmed bench hss`` on the idle machine, back to back: one
@@ -49,7 +52,7 @@ from collections.abc import Callable
 from typing import Any
 
 from kmed.hss.groupcommit import CommitFailed, GroupCommitter, _Item, _resolve
-from kmed.hss.store import AuditKme, SetLocation, SetSqn, Store, StoreKme, Write
+from kmed.hss.store import AuditKme, SetLocation, SetSqn, Store, StoredKme, StoreKme, Subscriber, Write
 
 _LEN = struct.Struct("!I")
 #: How long start() waits for the child to open the store (migrations included).
@@ -74,6 +77,27 @@ def from_wire(t: tuple[Any, ...] | list[Any]) -> Write:
         return _TYPES[t[0]](*t[1:])  # type: ignore[no-any-return]
     except (IndexError, TypeError) as exc:
         raise ValueError(f"not a write: {exc}") from None
+
+
+def subscriber_row(sub: Subscriber | None) -> tuple[Any, ...] | None:
+    """A subscriber as plain values for the wire (None stays None)."""
+    if sub is None:
+        return None
+    kme = sub.kme
+    if kme is None:
+        return (sub.k, sub.opc, sub.amf, sub.sqn)
+    return (sub.k, sub.opc, sub.amf, sub.sqn, kme.kme, kme.imei, kme.issued_at, kme.stored_at)
+
+
+def subscriber_from_row(imsi: str, row: Any) -> Subscriber | None:
+    """The inverse of :func:`subscriber_row`; ValueError for anything else."""
+    if row is None:
+        return None
+    try:
+        kme = None if len(row) == 4 else StoredKme(*row[4:8])
+        return Subscriber(imsi, row[0], row[1], row[2], row[3], kme)
+    except (TypeError, IndexError) as exc:
+        raise ValueError(f"not a subscriber row: {exc}") from None
 
 
 def _frame(value: Any) -> bytes:
@@ -113,8 +137,14 @@ class _ChildLink(asyncio.Protocol):
         except (EOFError, ValueError, TypeError) as exc:
             self.owner._died(f"the store writer process sent garbage ({exc})")
             return
-        for outcomes in frames:
-            self.owner._outcomes(outcomes)
+        for frame in frames:
+            if isinstance(frame, tuple) and len(frame) == 2 and frame[0] == "w":
+                self.owner._outcomes(frame[1])
+            elif isinstance(frame, tuple) and len(frame) == 2 and frame[0] == "r":
+                self.owner._rows(frame[1])
+            else:
+                self.owner._died("the store writer process sent an unknown frame")
+                return
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.owner._died("the store writer process ended")
@@ -135,6 +165,9 @@ class ProcessCommitter(GroupCommitter):
         self._waiting: collections.deque[_Item] = collections.deque()
         #: Batches sent to the child and not answered yet, oldest first (answers come in order).
         self._in_child: collections.deque[list[_Item]] = collections.deque()
+        #: Reads sent to the child, oldest first: their IMSIs and callbacks.
+        self._reads: collections.deque[tuple[list[str], Callable[[list[Subscriber | None] | None], None]]] = (
+            collections.deque())
         self.max_in_child = max(1, max_in_child)
         self._dead: str | None = None
         self._idle = asyncio.Event()
@@ -194,7 +227,32 @@ class ProcessCommitter(GroupCommitter):
         self._in_child.append(batch)
         self._idle.clear()
         assert self._transport is not None
-        self._transport.write(_frame([[to_wire(w) for w in writes] for writes, _ in batch]))
+        self._transport.write(_frame(("w", [[to_wire(w) for w in writes] for writes, _ in batch])))
+
+    def read_subscribers(self, imsis: list[str], on_rows: Callable[[list[Subscriber | None] | None], None]) -> None:
+        """Read ``imsis`` in the child, after the batches sent so far; ``on_rows`` gets one
+        subscriber (or None) per IMSI, or None if the child is gone (then read elsewhere)."""
+        if self._dead is not None or self._transport is None:
+            self._loop_call(on_rows, None)
+            return
+        self._reads.append((imsis, on_rows))
+        self._transport.write(_frame(("r", imsis)))
+
+    def _loop_call(self, fn: Callable[..., None], *args: Any) -> None:
+        assert self._loop is not None
+        self._loop.call_soon(fn, *args)
+
+    def _rows(self, rows: Any) -> None:
+        if not self._reads or not isinstance(rows, list) or len(rows) != len(self._reads[0][0]):
+            self._died("the store writer process answered a read out of step")
+            return
+        imsis, on_rows = self._reads.popleft()
+        try:
+            subs = [subscriber_from_row(imsi, row) for imsi, row in zip(imsis, rows, strict=True)]
+        except ValueError as exc:
+            self._died(f"the store writer process sent a bad row ({exc})")
+            return
+        on_rows(subs)
 
     def _outcomes(self, outcomes: Any) -> None:
         if not self._in_child or not isinstance(outcomes, list) or len(outcomes) != len(self._in_child[0]):
@@ -216,6 +274,9 @@ class ProcessCommitter(GroupCommitter):
         failed = [*(item for b in self._in_child for item in b), *self._waiting, *self._staged]
         self._in_child.clear()
         self._staged = []
+        reads, self._reads = list(self._reads), collections.deque()
+        for _, on_rows in reads:
+            self._loop_call(on_rows, None)
         self._waiting.clear()
         _resolve(failed, [CommitFailed(why)] * len(failed))
         self._idle.set()
@@ -256,7 +317,7 @@ def _recv_blocking(sock: socket.socket) -> Any:
 
 
 def child_main(fd: int) -> int:
-    """The child: open the store, then commit batches until the socket closes."""
+    """The child: open the store, then commit batches and answer reads until the socket closes."""
     from kmed.hss.sqlite_store import SqliteStore
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -278,10 +339,13 @@ def child_main(fd: int) -> int:
             chunk = sock.recv(1 << 20)
             if not chunk:
                 return 0
-            for batch in splitter.feed(chunk):
-                items = [([from_wire(t) for t in writes], None) for writes in batch]
+            for kind, body in splitter.feed(chunk):
+                if kind == "r":
+                    sock.sendall(_frame(("r", [subscriber_row(store.subscriber(imsi)) for imsi in body])))
+                    continue
+                items = [([from_wire(t) for t in writes], None) for writes in body]
                 outcomes = GroupCommitter._commit(store, items)  # type: ignore[arg-type]
-                sock.sendall(_frame([o if isinstance(o, list) else str(o) for o in outcomes]))
+                sock.sendall(_frame(("w", [o if isinstance(o, list) else str(o) for o in outcomes])))
     except (BrokenPipeError, ConnectionResetError):
         return 0  # the parent is gone: nothing waits for an answer
     finally:

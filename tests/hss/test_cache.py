@@ -136,3 +136,51 @@ def test_capacity_bounds_the_entries_and_zero_turns_it_off(store: SqliteStore) -
     assert off.subscriber(IMSI) is not off.subscriber(IMSI) and len(off) == 0
     cache.clear()
     assert len(cache) == 0
+
+
+def test_a_subscriber_read_elsewhere_is_kept_unless_a_write_is_in_flight(store: SqliteStore) -> None:
+    cache = ReadCache(store, 10)
+    sub = store.subscriber(IMSI)
+    assert sub is not None and cache.wants(IMSI)
+    writes = [SetSqn(IMSI, 64)]
+    cache.writing(writes)
+    assert not cache.wants(IMSI)
+    cache.load(sub)  # read before the write: stale once the write commits
+    assert len(cache) == 0
+    cache.written(writes, store.apply(writes))
+    fresh = store.subscriber(IMSI)
+    assert fresh is not None
+    cache.load(fresh)
+    assert len(cache) == 1 and not cache.wants(IMSI)
+    assert cache.subscriber(IMSI) is fresh and fresh.sqn == 64
+    cache.load(sub)  # an entry already there is not replaced
+    assert cache.subscriber(IMSI) is fresh
+    assert not ReadCache(store, 0).wants(IMSI), "no cache, nothing to read ahead"
+
+
+def test_prefetch_reads_each_missing_imsi_once_per_turn_then_resumes(store: SqliteStore) -> None:
+    import asyncio
+
+    from kmed.hss.prefetch import Prefetch
+
+    async def run() -> tuple[list[list[str]], list[str], int]:
+        loop = asyncio.get_running_loop()
+        cache = ReadCache(store, 10)
+        asked: list[list[str]] = []
+
+        def read(imsis: list[str], on_rows: Callable[[list[object] | None], None]) -> None:
+            asked.append(list(imsis))
+            loop.call_soon(on_rows, [store.subscriber(i) for i in imsis])
+
+        pf = Prefetch(cache, read, loop)  # type: ignore[arg-type]
+        resumed: list[str] = []
+        for name, imsi in (("a", IMSI), ("b", IMSI), ("c", OTHER)):
+            assert pf.needs(imsi)
+            pf.wait(imsi, lambda name=name: resumed.append(name))  # type: ignore[misc]
+        await asyncio.sleep(0.01)
+        return asked, resumed, len(cache)
+
+    asked, resumed, cached = asyncio.run(run())
+    assert asked == [[IMSI, OTHER]], "one read for the turn, each IMSI once"
+    assert resumed == ["a", "b", "c"]
+    assert cached == 1, "the known subscriber is cached; the unknown IMSI is not (misses never are)"

@@ -123,3 +123,51 @@ def test_child_death_fails_what_waits_and_reports(tmp_path: Path) -> None:
     assert dead and "writer process" in dead[0]
     assert pending == 0
     assert _sqn(path, "001010000000001") == 32, "what failed was not written"
+
+
+def test_reads_in_the_child_see_the_batches_sent_before(tmp_path: Path) -> None:
+    path = _store(tmp_path)
+
+    async def run() -> tuple[list[object], object]:
+        loop = asyncio.get_running_loop()
+        pc = ProcessCommitter((str(path), "full", 5.0))
+        await pc.open()
+        commit = pc.submit([SetSqn("001010000000001", 320)])
+        pc._hand_over()  # the batch leaves now, before the read
+        got: asyncio.Future[object] = loop.create_future()
+        pc.read_subscribers(["001010000000001", "001010000009999"], got.set_result)
+        rows = await got
+        await commit
+        assert pc._proc is not None
+        os.kill(pc._proc.pid, signal.SIGKILL)
+        await loop.run_in_executor(None, pc._proc.wait)
+        for _ in range(100):
+            if pc._dead:
+                break
+            await asyncio.sleep(0.02)
+        late: asyncio.Future[object] = loop.create_future()
+        pc.read_subscribers(["001010000000001"], late.set_result)
+        after_death = await late
+        await pc.close()
+        return rows, after_death  # type: ignore[return-value]
+
+    rows, after_death = asyncio.run(run())
+    known, unknown = rows  # type: ignore[misc]
+    assert known.imsi == "001010000000001" and known.sqn == 320 and (known.k, known.opc) == (K, OPC)
+    assert unknown is None
+    assert after_death is None, "a read the child cannot answer is reported as None (read elsewhere)"
+
+
+def test_subscriber_rows_round_trip() -> None:
+    import marshal
+
+    from kmed.hss.store import StoredKme, Subscriber
+    from kmed.hss.writer import subscriber_from_row, subscriber_row
+
+    for sub in (Subscriber(IMSI, K, OPC, b"\x80\x00", 7),
+                Subscriber(IMSI, K, OPC, b"\x80\x00", 7, StoredKme(bytes(32), IMEI, 1, 2))):
+        back = subscriber_from_row(IMSI, marshal.loads(marshal.dumps(subscriber_row(sub))))
+        assert back == sub
+    assert subscriber_from_row(IMSI, None) is None
+    with pytest.raises(ValueError):
+        subscriber_from_row(IMSI, (K,))
