@@ -31,9 +31,10 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from kmed.hss.store import Device, SetSqn, StoredKme, StoreKme, StoreReader, Subscriber, Write
+from kmed.hss.vectors import VectorJob
 
 _K = TypeVar("_K")
 _V = TypeVar("_V")
@@ -136,13 +137,13 @@ class ReadCache:
 
     # --- the daemon's commit hooks ------------------------------------------------------
 
-    def writing(self, writes: Sequence[Write]) -> None:
+    def writing(self, writes: Sequence[Write | VectorJob]) -> None:
         """``writes`` were submitted for commit: their IMSIs are in flight until :meth:`written`."""
         in_flight = self._in_flight
         for imsi in {w.imsi for w in writes}:
             in_flight[imsi] = in_flight.get(imsi, 0) + 1
 
-    def written(self, writes: Sequence[Write], applied: list[bool] | None) -> None:
+    def written(self, writes: Sequence[Write | VectorJob], applied: list[Any] | None) -> None:
         """The commit of ``writes`` finished: ``applied`` has one flag per write, or is None when
         the commit failed (the entries of its IMSIs are dropped: the store is the truth)."""
         subs = self._subs

@@ -107,6 +107,7 @@ class HssService:
         resolved once they are committed."""
         out = self.handlers.handle(req, peer.origin_host)
         if not out.writes:
+            assert out.answer is not None  # only an AIA with vectors to make waits for them
             self._log(out.event, out.answer, False, started)
             return out.answer
         self.in_flight += 1
@@ -120,14 +121,16 @@ class HssService:
         return answer
 
     def _committed(self, req: Message, out: Outcome, answer_fut: asyncio.Future[Message], started: float,
-                   result: list[bool] | CommitFailed) -> None:
-        """The writes of ``out`` are committed (or failed): settle, log, resolve the answer."""
+                   result: list[Any] | CommitFailed) -> None:
+        """The writes of ``out`` are committed (or failed): settle, log, resolve the answer
+        (made here when the writer made its vectors, the last of ``result``)."""
         self.in_flight -= 1
         if self.cache is not None:
             self.cache.written(out.writes, None if isinstance(result, CommitFailed) else result)
         if out.reserved is not None:
             self.handlers.ledger.settle(out.reserved)
         answer = out.answer
+        replaced = True
         if isinstance(result, CommitFailed):
             out.event["outcome"] = "store_error"
             out.event["error"] = str(result)
@@ -139,8 +142,13 @@ class HssService:
         elif out.refused is not None and not all(result):
             answer = out.refused
             out.event["outcome"] = "kme_refused_newer_held"
+        else:
+            replaced = False
+            if answer is None:  # kmed.hss.vectors: the writer made the vectors
+                assert out.kme_avps is not None
+                answer = self.handlers.aia(req, out.kme_avps, result[-1])
         try:
-            self._log(out.event, answer, answer is not out.answer, started)
+            self._log(out.event, answer, replaced, started)
         finally:
             if not answer_fut.done():
                 answer_fut.set_result(answer)
@@ -281,7 +289,10 @@ async def serve(config_path: str, conf: dict[str, Any]) -> int:
     prefetch = None
     if isinstance(committer, ProcessCommitter) and cache.capacity:
         prefetch = Prefetch(cache, committer.read_subscribers, asyncio.get_running_loop())
-    handlers = S6aHandlers(cache, token_key, dia["origin_host"], dia["origin_realm"], _policy(hss))
+    # With the writer child, AIR vectors are made there (kmed.hss.vectors): the loop is the
+    # HSS's bottleneck and the child has a core of its own.
+    handlers = S6aHandlers(cache, token_key, dia["origin_host"], dia["origin_realm"], _policy(hss),
+                           defer_vectors=isinstance(committer, ProcessCommitter))
     metrics = None
     metrics_server = None
     if conf["metrics"]["listen"] is not None:

@@ -27,12 +27,17 @@ import asyncio
 import queue
 import threading
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from kmed.hss.store import Store, Write, WriteRejected
+from kmed.hss.vectors import VectorJob
 
-#: A commit's callback: gets one flag per write, or the :class:`CommitFailed` error.
-OnDone = Callable[["list[bool] | CommitFailed"], None]
-_Item = tuple[Sequence[Write], "asyncio.Future[list[bool]] | OnDone"]
+#: What a request queues: store writes, and at most one vector job (run after the commit).
+Queued = Write | VectorJob
+#: A commit's callback: gets one result per queued item (a flag per write: took effect; the
+#: vectors of a :class:`VectorJob`), or the :class:`CommitFailed` error.
+OnDone = Callable[["list[Any] | CommitFailed"], None]
+_Item = tuple[Sequence[Queued], "asyncio.Future[list[Any]] | OnDone"]
 
 
 class CommitFailed(Exception):
@@ -81,11 +86,11 @@ class GroupCommitter:
         """Requests queued and not yet picked up by the writer."""
         return self._handed - self._taken + len(self._staged)
 
-    def submit(self, writes: Sequence[Write]) -> asyncio.Future[list[bool]]:
+    def submit(self, writes: Sequence[Queued]) -> asyncio.Future[list[Any]]:
         """Queue ``writes`` (applied atomically together); the future resolves after commit
         with one flag per write, or fails with :class:`CommitFailed`."""
         assert self._loop is not None, "start() first"
-        fut: asyncio.Future[list[bool]] = self._loop.create_future()
+        fut: asyncio.Future[list[Any]] = self._loop.create_future()
         if not writes:
             fut.set_result([])
         elif self._closing:
@@ -94,7 +99,7 @@ class GroupCommitter:
             self._stage((writes, fut))
         return fut
 
-    def submit_with(self, writes: Sequence[Write], on_done: OnDone) -> None:
+    def submit_with(self, writes: Sequence[Queued], on_done: OnDone) -> None:
         """Queue ``writes`` like :meth:`submit`; ``on_done`` is called on the event loop after
         the commit with one flag per write, or with the :class:`CommitFailed` error (no future:
         the cheaper way when the caller has its own)."""
@@ -186,8 +191,10 @@ class GroupCommitter:
         return batch
 
     @staticmethod
-    def _commit(store: Store, batch: list[_Item]) -> list[list[bool] | BaseException]:
-        flat = [w for writes, _ in batch for w in writes]
+    def _commit(store: Store, batch: list[_Item]) -> list[list[Any] | BaseException]:
+        """Apply the batch's store writes in one transaction, then run its vector jobs (each
+        result in its job's place); one outcome per request."""
+        flat: list[Write] = [w for writes, _ in batch for w in writes if type(w) is not VectorJob]  # type: ignore[misc]
         try:
             results = store.apply(flat)
         except WriteRejected as exc:
@@ -200,15 +207,26 @@ class GroupCommitter:
             # batch fails at once, without retrying each request into the same wall.
             failed = CommitFailed(f"store write failed: {type(exc).__name__}: {exc}")
             return [failed] * len(batch)
-        out: list[list[bool] | BaseException] = []
+        out: list[list[Any] | BaseException] = []
         i = 0
         for writes, _ in batch:
-            out.append(results[i : i + len(writes)])
-            i += len(writes)
+            done: list[Any] = []
+            try:
+                for w in writes:
+                    if type(w) is VectorJob:
+                        done.append(w.run())
+                    else:
+                        done.append(results[i])
+                        i += 1
+            except Exception as exc:  # a job that cannot run (the writes are committed)
+                out.append(CommitFailed(f"vectors failed: {type(exc).__name__}: {exc}"))
+                i += sum(1 for w in writes[len(done):] if type(w) is not VectorJob)
+                continue
+            out.append(done)
         return out
 
 
-def _resolve(batch: list[_Item], outcomes: list[list[bool] | BaseException]) -> None:
+def _resolve(batch: list[_Item], outcomes: list[list[Any] | BaseException]) -> None:
     for (_, target), outcome in zip(batch, outcomes, strict=True):
         if not isinstance(target, asyncio.Future):
             try:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hmac
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +27,7 @@ from kmed.diameter.s6a import VSAI, answer_head, authentication_info
 from kmed.hss.sqn import SqnExhausted, SqnLedger, SqnScheme
 from kmed.hss.store import AuditKme, SetLocation, SetSqn, StoreKme, StoreReader, Write
 from kmed.hss.token import TokenInvalid, make_token, verify_token
+from kmed.hss.vectors import Vector, VectorJob, make_vectors
 
 _SCHEME_CODE = {"A": d.KME_SCHEME_ECIES_PROFILE_A, "B": d.KME_SCHEME_ECIES_PROFILE_B}
 _NO_STATE = ("Auth-Session-State", d.AUTH_SESSION_STATE_NO_STATE_MAINTAINED)
@@ -58,11 +59,15 @@ class Outcome:
     ``event`` holds the log fields (no secrets).
     """
 
-    answer: Message
-    writes: list[Write] = field(default_factory=list)
+    answer: Message | None
+    writes: Sequence[Write | VectorJob] = field(default_factory=list)
     refused: Message | None = None
     reserved: str | None = None
     event: dict[str, Any] = field(default_factory=dict)
+    #: With ``defer_vectors``: the AVPs that follow Authentication-Info in the AIA. ``answer``
+    #: is then None and the last of ``writes`` is a :class:`VectorJob`, whose vectors (the last
+    #: of the commit's results) :meth:`S6aHandlers.aia` makes the answer with.
+    kme_avps: list[Any] | None = None
 
 
 class _Reject(Exception):
@@ -107,8 +112,11 @@ class S6aHandlers:
         policy: HssPolicy | None = None,
         ledger: SqnLedger | None = None,
         clock_us: Callable[[], int] = now_us,
+        defer_vectors: bool = False,
     ) -> None:
         self.store = store
+        #: AIR vectors made by the group-commit writer (kmed.hss.vectors), not here.
+        self.defer_vectors = defer_vectors
         self.policy = policy or HssPolicy()
         self.ledger = ledger if ledger is not None else SqnLedger()
         self.scheme = SqnScheme(self.policy.ind_bits)
@@ -250,7 +258,7 @@ class S6aHandlers:
             if resync is not None:
                 sqn_he = self._resync(req, info, sub.k, sub.opc, sqn_he, resync)
                 outcome = "resync"
-            writes: list[Write] = []
+            writes: list[Write | VectorJob] = []
             kme_avps: list[Any] = []
             bind_key: bytes | None
             status = None
@@ -267,24 +275,24 @@ class S6aHandlers:
                     self.experimental_answer(req, d.VENDOR_3GPP, d.DIAMETER_AUTHENTICATION_DATA_UNAVAILABLE),
                     "sqn_exhausted",
                 ) from None
-            vectors = []
-            for i, sqn in enumerate(sqns, 1):
-                v = aka.generate_eutran_vector(sub.k, sub.opc, sqn, sub.amf, plmn)
-                kasme = v.kasme if bind_key is None else kmefn.bound_kasme(v.kasme, bind_key)
-                vectors.append((i, v.rand, v.xres, v.autn, kasme, binding))
             self.ledger.reserve(imsi, sqns[-1])
             writes.append(SetSqn(imsi, sqns[-1]))
-            answer = Message.answer_to(req, [
-                _SUCCESS_HEAD, self._origin_avps, authentication_info(vectors), *kme_avps,
-            ])
             event = {"event": "air", "outcome": outcome, "imsi": imsi, "step": step, "vectors": count,
                      "sqn": sqns[-1], "kme_binding": _BINDING_NAMES[binding], "result": SUCCESS_NAME}
             if status is not None:
                 event["kme_status"] = _STATUS_NAMES[status]
-            return Outcome(answer, writes, reserved=imsi, event=event)
+            if self.defer_vectors:
+                writes.append(VectorJob(imsi, sub.k, sub.opc, sub.amf, plmn, sqns, bind_key, binding))
+                return Outcome(None, writes, reserved=imsi, event=event, kme_avps=kme_avps)
+            vectors = make_vectors(sub.k, sub.opc, sub.amf, plmn, sqns, bind_key, binding)
+            return Outcome(self.aia(req, kme_avps, vectors), writes, reserved=imsi, event=event)
         except _Reject as rej:
             event = self._event(req, rej.outcome, rej.answer, imsi=imsi, step=step)
             return Outcome(rej.answer, rej.writes, event=event)
+
+    def aia(self, req: Message, kme_avps: list[Any], vectors: Sequence[Vector]) -> Message:
+        """The successful AIA: Authentication-Info with ``vectors``, then ``kme_avps``."""
+        return Message.answer_to(req, [_SUCCESS_HEAD, self._origin_avps, authentication_info(vectors), *kme_avps])
 
     def _resync(self, req: Message, info: AvpGroup | None, k: bytes, opc: bytes, sqn_he: int,
                 resync: bytes) -> int:
@@ -323,7 +331,7 @@ class S6aHandlers:
             return held, d.KME_BINDING_BOUND_TO_CURRENT, d.KME_STATUS_MATCH
         return None, d.KME_BINDING_NOT_BOUND, d.KME_STATUS_MATCH
 
-    def _issue_kme(self, req: Message, imsi: str, peer: str, writes: list[Write],
+    def _issue_kme(self, req: Message, imsi: str, peer: str, writes: list[Write | VectorJob],
                    kme_avps: list[Any]) -> tuple[bytes, int]:
         """Seed step 4: a new KME for a known device of an allowed pair, ECIES-encrypted to
         the IMEI's key, with its token. The HSS keeps nothing but the audit row."""

@@ -51,19 +51,20 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from kmed.hss.groupcommit import CommitFailed, GroupCommitter, _Item, _resolve
-from kmed.hss.store import AuditKme, SetLocation, SetSqn, Store, StoredKme, StoreKme, Subscriber, Write
+from kmed.hss.groupcommit import CommitFailed, GroupCommitter, Queued, _Item, _resolve
+from kmed.hss.store import AuditKme, SetLocation, SetSqn, Store, StoredKme, StoreKme, Subscriber
+from kmed.hss.vectors import VectorJob
 
 _LEN = struct.Struct("!I")
 #: How long start() waits for the child to open the store (migrations included).
 START_TIMEOUT_S = 120.0
 
-_TYPES: tuple[type[Any], ...] = (SetSqn, StoreKme, AuditKme, SetLocation)
+_TYPES: tuple[type[Any], ...] = (SetSqn, StoreKme, AuditKme, SetLocation, VectorJob)
 _TAG = {t: i for i, t in enumerate(_TYPES)}
 _FIELDS = [tuple(f.name for f in dataclasses.fields(t)) for t in _TYPES]
 
 
-def to_wire(w: Write) -> tuple[Any, ...]:
+def to_wire(w: Queued) -> tuple[Any, ...]:
     """A write as a tuple of plain values: its type's tag, then its fields in order."""
     if type(w) is SetSqn:  # the AIR's one write: the hot path
         return (0, w.imsi, w.sqn)
@@ -71,7 +72,7 @@ def to_wire(w: Write) -> tuple[Any, ...]:
     return (tag, *[getattr(w, f) for f in _FIELDS[tag]])
 
 
-def from_wire(t: tuple[Any, ...] | list[Any]) -> Write:
+def from_wire(t: tuple[Any, ...] | list[Any]) -> Queued:
     """The inverse of :func:`to_wire`; ValueError for anything else."""
     try:
         return _TYPES[t[0]](*t[1:])  # type: ignore[no-any-return]

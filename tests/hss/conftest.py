@@ -13,8 +13,10 @@ import pytest
 from kmed.crypto import ecies
 from kmed.diameter import codec
 from kmed.diameter.message import Message
+from kmed.hss.groupcommit import GroupCommitter
 from kmed.hss.s6a import HssPolicy, Outcome, S6aHandlers
 from kmed.hss.sqlite_store import SqliteStore
+from kmed.hss.vectors import VectorJob
 
 # TS 35.207 test set 1 K and OPc (any values would do; these are recognisable).
 K = bytes.fromhex("465b5ce8b199b49faa5f0a2ee238a6bc")
@@ -67,30 +69,47 @@ def result(msg: Message) -> tuple[int, int] | None:
 
 
 class Hss:
-    """Handlers over a real store, committing each outcome as the daemon would."""
+    """Handlers over a real store, committing each outcome as the daemon's group commit would
+    (``defer_vectors``: AIR vectors made by the commit, as with the writer child)."""
 
-    def __init__(self, path: Path, policy: HssPolicy | None = None, clock: Any = None) -> None:
+    def __init__(self, path: Path, policy: HssPolicy | None = None, clock: Any = None,
+                 defer_vectors: bool = False) -> None:
         self.store = SqliteStore(path)
         self.token_key = secrets.token_bytes(32)
         kwargs = {"clock_us": clock} if clock is not None else {}
-        self.h = S6aHandlers(self.store, self.token_key, "hss.localdomain", "localdomain", policy, **kwargs)
+        self.h = S6aHandlers(self.store, self.token_key, "hss.localdomain", "localdomain", policy,
+                             defer_vectors=defer_vectors, **kwargs)
 
     def run(self, req: Message, commit: bool = True) -> tuple[Message, Outcome]:
         """Handle ``req``; commit its writes; the answer the daemon would send, decoded."""
         out = self.h.handle(req, "mme.localdomain")
+        results: list[Any] = []
+        if commit and out.writes:
+            outcome = GroupCommitter._commit(self.store, [(out.writes, lambda _r: None)])[0]
+            if isinstance(outcome, BaseException):
+                raise outcome
+            results = outcome
+        elif out.answer is None:  # the vectors alone, nothing committed
+            job = out.writes[-1]
+            assert isinstance(job, VectorJob)
+            results = [job.run()]
         answer = out.answer
+        if answer is None:
+            assert out.kme_avps is not None and isinstance(out.writes[-1], VectorJob)
+            answer = self.h.aia(req, out.kme_avps, results[-1])
         if commit:
-            flags = self.store.apply(out.writes) if out.writes else []
-            if out.refused is not None and not all(flags):
+            if out.refused is not None and not all(results):
                 answer = out.refused
             if out.reserved:
                 self.h.ledger.settle(out.reserved)
         return roundtrip(answer), out
 
 
-@pytest.fixture
-def hss(tmp_path: Path) -> Iterator[Hss]:
-    h = Hss(tmp_path / "hss.sqlite")
+@pytest.fixture(params=[False, True], ids=["vectors-in-handler", "vectors-in-commit"])
+def hss(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Hss]:
+    """The handlers, making AIR vectors themselves or leaving them to the commit (the writer
+    child's way, kmed.hss.vectors)."""
+    h = Hss(tmp_path / "hss.sqlite", defer_vectors=request.param)
     h.store.add_subscriber(IMSI, K, OPC, b"\x80\x00", 0)
     yield h
     h.store.close()

@@ -171,3 +171,36 @@ def test_subscriber_rows_round_trip() -> None:
     assert subscriber_from_row(IMSI, None) is None
     with pytest.raises(ValueError):
         subscriber_from_row(IMSI, (K,))
+
+
+def test_the_child_makes_the_vectors_after_the_commit(tmp_path: Path) -> None:
+    """A VectorJob queued after a request's writes: its vectors come back in its place, made
+    with the SQNs reserved (checked by recomputing them independently)."""
+    from kmed.diameter import dictionary as d
+    from kmed.hss.vectors import VectorJob
+    from tests.hss.conftest import PLMN
+    from tests.hss.test_s6a import check_vector
+
+    path = _store(tmp_path)
+    job = VectorJob("001010000000001", K, OPC, b"\x80\x00", PLMN, [64, 96], None, d.KME_BINDING_NOT_BOUND)
+
+    async def run() -> list[object]:
+        pc = ProcessCommitter((str(path), "full", 5.0))
+        await pc.open()
+        try:
+            return await pc.submit([SetSqn("001010000000001", 96), job])
+        finally:
+            await pc.close()
+
+    flag, vectors = asyncio.run(run())
+    assert flag is True and _sqn(path, "001010000000001") == 96
+    assert [v[0] for v in vectors] == [1, 2]  # type: ignore[attr-defined]
+    from kmed.diameter.message import Message
+    from kmed.diameter.s6a import authentication_info
+
+    answer = Message.answer_to(Message.request("AIR", None, [("Session-Id", "x;1")]),
+                               [("Result-Code", 2001), authentication_info(vectors)])  # type: ignore[arg-type]
+    info = answer.group("Authentication-Info")
+    assert info is not None
+    assert [check_vector(v)[0] for v in info.groups("E-UTRAN-Vector")] == [64, 96]
+    assert "redacted" in repr(job) and K.hex() not in repr(job)
