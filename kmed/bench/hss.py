@@ -282,6 +282,9 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--requests", type=int, default=40000, help="AIRs measured (after a warm-up)")
     ap.add_argument("--warmup", type=int, default=2000, help="AIRs before measuring")
     ap.add_argument("--inflight", type=int, default=64)
+    ap.add_argument("--active", type=int, default=None, metavar="N",
+                    help="AIRs for random subscribers among the first N of the range only (default: all of "
+                         "it): the store's size apart from the spread of the traffic")
     ap.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
                     help="the HSS's log level (docs/hss.md: per-request events are debug)")
     ap.add_argument("--cache", type=int, default=None, metavar="N",
@@ -315,7 +318,7 @@ def main(argv: list[str]) -> int:
     try:
         from kmed.crypto.devkeys import imsi_at
 
-        imsis = [imsi_at(IMSI_FIRST, i) for i in range(args.subscribers)]
+        imsis = [imsi_at(IMSI_FIRST, i) for i in range(min(args.active or args.subscribers, args.subscribers))]
         run = asyncio.run(run_client(port, imsis, args.inflight, args.requests, args.warmup, proc.pid, callgrind))
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -340,7 +343,8 @@ def main(argv: list[str]) -> int:
                 batches += f"; read cache hits {100 * ev['cache_hits'] / looked:.0f}%"
             break
     cache = "default" if args.cache is None else args.cache
-    print(f"kmed bench hss: AIR/AIA, 1 vector, {args.inflight} in flight, {args.subscribers} subscribers, "
+    active = "" if args.active is None else f" (AIRs for the first {len(imsis)} only)"
+    print(f"kmed bench hss: AIR/AIA, 1 vector, {args.inflight} in flight, {args.subscribers} subscribers{active}, "
           f"HSS log level {args.log_level}, read cache {cache}, writer {args.writer or 'default'}; "
           f"{os.cpu_count()} CPUs, load average {load_average()}")
     print(f"  {run.requests} answers in {run.elapsed:.2f} s = {rate:,.0f} per s; failed {client.failed}")

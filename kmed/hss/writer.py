@@ -317,6 +317,27 @@ def _recv_blocking(sock: socket.socket) -> Any:
             return frames[0]
 
 
+def _serve(store: Store, frames: list[Any]) -> list[bytes]:
+    """The replies to ``frames`` (all that arrived together), in their order. Their batches
+    are committed in one transaction, the reads done after it: when the child falls behind,
+    commits grow by themselves (one fsync for all). A read then also sees batches sent after
+    it, which is harmless: the parent keeps a read's result only if the IMSI has no write in
+    flight when the reply arrives, and the outcomes of those batches arrive after it."""
+    batches = [body for kind, body in frames if kind == "w"]
+    items = [([from_wire(t) for t in writes], None) for body in batches for writes in body]
+    outcomes = GroupCommitter._commit(store, items) if items else []  # type: ignore[arg-type]
+    replies: list[bytes] = []
+    done = 0
+    for kind, body in frames:
+        if kind == "r":
+            replies.append(_frame(("r", [subscriber_row(store.subscriber(imsi)) for imsi in body])))
+        else:
+            mine = outcomes[done : done + len(body)]
+            done += len(body)
+            replies.append(_frame(("w", [o if isinstance(o, list) else str(o) for o in mine])))
+    return replies
+
+
 def child_main(fd: int) -> int:
     """The child: open the store, then commit batches and answer reads until the socket closes."""
     from kmed.hss.sqlite_store import SqliteStore
@@ -340,13 +361,7 @@ def child_main(fd: int) -> int:
             chunk = sock.recv(1 << 20)
             if not chunk:
                 return 0
-            for kind, body in splitter.feed(chunk):
-                if kind == "r":
-                    sock.sendall(_frame(("r", [subscriber_row(store.subscriber(imsi)) for imsi in body])))
-                    continue
-                items = [([from_wire(t) for t in writes], None) for writes in body]
-                outcomes = GroupCommitter._commit(store, items)  # type: ignore[arg-type]
-                sock.sendall(_frame(("w", [o if isinstance(o, list) else str(o) for o in outcomes])))
+            sock.sendall(b"".join(_serve(store, splitter.feed(chunk))))
     except (BrokenPipeError, ConnectionResetError):
         return 0  # the parent is gone: nothing waits for an answer
     finally:
