@@ -256,6 +256,9 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--closed-loop", type=int, metavar="N",
                     help="provision and attach phases in closed loop with N UEs instead of at a rate: the "
                          "throughput is then the capacity, and the CPU per procedure its cost at saturation")
+    ap.add_argument("--hss-writer", choices=["thread", "process"], default="thread",
+                    help="the HSS's [store] writer (default thread: the least CPU in all when the HSS shares "
+                         "the cores with the CNN and the harness; docs/hss.md)")
     ap.add_argument("--workdir", help="keep configs, store, reports and logs here (default: temporary)")
     ap.add_argument("--profile", metavar="DIR", help="py-spy record HSS, CNN and harness into DIR and summarize")
     args = ap.parse_args(argv)
@@ -266,7 +269,8 @@ def main(argv: list[str]) -> int:
     profile = Path(args.profile) if args.profile else None
     count = max(args.ues, args.hold_ues)
     print(f"kmed bench load: {os.cpu_count()} CPUs, {os.uname().sysname} {os.uname().release}, "
-          f"Python {sys.version.split()[0]}, load average {os.getloadavg()[0]:.1f} before; work dir {root}")
+          f"Python {sys.version.split()[0]}, load average {os.getloadavg()[0]:.1f} before; HSS writer "
+          f"{args.hss_writer}; work dir {root}")
     state = root / "ues.state"
 
     def common(duration: float) -> list[str]:
@@ -283,7 +287,7 @@ def main(argv: list[str]) -> int:
     all_met = True
     metrics = {"hss": free_port(), "cnn": free_port()}
     extra = {f"extra_{name}": f'[metrics]\nlisten = "127.0.0.1:{port}"\n' for name, port in metrics.items()}
-    with running_lab(root, log_level="warning", **extra) as lab:
+    with running_lab(root, log_level="warning", hss_writer=args.hss_writer, **extra) as lab:
         start = time.monotonic()
         lab.admin(*provision_range_args(count, IMSI_FIRST, IMEI_FIRST, DEFAULT_K, DEFAULT_OPC, SEED))
         print(f"provision-range {count}: {time.monotonic() - start:.1f} s")
