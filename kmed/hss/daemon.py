@@ -28,10 +28,10 @@ from kmed.diameter.message import DecodeError, Message
 from kmed.diameter.node import LocalNode, PeerInfo
 from kmed.hss.cache import ReadCache
 from kmed.hss.files import load_or_create_key
-from kmed.hss.groupcommit import CommitFailed, GroupCommitter
+from kmed.hss.groupcommit import CommitFailed, Committer, GroupCommitter
 from kmed.hss.logstream import LoopFlushedStream
 from kmed.hss.prefetch import Prefetch
-from kmed.hss.s6a import SUCCESS_NAME, HssPolicy, Outcome, S6aHandlers
+from kmed.hss.s6a import SUCCESS_NAME, HssPolicy, Outcome, S6aHandlers, is_imsi
 from kmed.hss.sqlite_store import SqliteStore, sqlite_path
 from kmed.hss.store import StoreError
 from kmed.hss.token import KEY_LEN
@@ -47,7 +47,7 @@ class HssService:
     """The Diameter handler: runs :class:`S6aHandlers`, commits their writes, logs one event
     per request, answers 3004 DIAMETER_TOO_BUSY beyond ``max_pending`` requests awaiting commit."""
 
-    def __init__(self, handlers: S6aHandlers, committer: GroupCommitter, max_pending: int,
+    def __init__(self, handlers: S6aHandlers, committer: Committer, max_pending: int,
                  metrics: Any = None, cache: ReadCache | None = None, prefetch: Prefetch | None = None) -> None:
         self.handlers = handlers
         self.cache = cache
@@ -80,7 +80,7 @@ class HssService:
                 user = req.get("User-Name")
             except DecodeError:
                 user = None  # the handler answers it
-            if type(user) is str and prefetch.needs(user):
+            if type(user) is str and is_imsi(user) and prefetch.needs(user):
                 # self.loop, not asyncio.get_running_loop(): that makes a getpid() call each time.
                 waiting: asyncio.Future[Message] = self.loop.create_future()
                 self.in_flight += 1
@@ -144,14 +144,21 @@ class HssService:
             out.event["outcome"] = "kme_refused_newer_held"
         else:
             replaced = False
+        try:
             if answer is None:  # kmed.hss.vectors: the writer made the vectors
                 assert out.kme_avps is not None
-                answer = self.handlers.aia(req, out.kme_avps, result[-1])
-        try:
+                try:
+                    answer = self.handlers.aia(req, out.kme_avps, result[-1])  # type: ignore[index]
+                except Exception as exc:  # vectors that do not encode: never leave the request unanswered
+                    out.event["outcome"] = "store_error"
+                    out.event["error"] = f"vectors: {type(exc).__name__}: {exc}"
+                    answer = self.handlers.experimental_answer(
+                        req, d.VENDOR_3GPP, d.DIAMETER_AUTHENTICATION_DATA_UNAVAILABLE)
+                    replaced = True
             self._log(out.event, answer, replaced, started)
         finally:
             if not answer_fut.done():
-                answer_fut.set_result(answer)
+                answer_fut.set_result(answer)  # type: ignore[arg-type]  # made above unless aia() raised
 
     def _log(self, event: dict[str, Any], answer: Message, replaced: bool, started: float) -> None:
         """One log line per request (``replaced``: the answer is not the handler's own)."""
@@ -274,7 +281,7 @@ async def serve(config_path: str, conf: dict[str, Any]) -> int:
         status = 1
         stop.set()
 
-    committer: GroupCommitter
+    committer: Committer
     if store_conf["writer"] == "process":
         committer = ProcessCommitter((str(db_path), store_conf["synchronous"], store_conf["busy_timeout_s"]),
                                      max_batch=hss["commit_batch"], on_dead=writer_died)

@@ -44,52 +44,43 @@ class CommitFailed(Exception):
     """The writes could not be committed (message names the store error, never a secret)."""
 
 
-class GroupCommitter:
-    """A writer thread committing queued writes in batches; see the module doc."""
+class Committer:
+    """What the daemon submits writes to: staging on the event loop, handed to a writer once
+    per loop iteration (and every ``handover_chunk`` requests within one). Subclasses write:
+    :class:`GroupCommitter` with a thread, :class:`kmed.hss.writer.ProcessCommitter` with a
+    child process."""
 
-    def __init__(self, open_store: Callable[[], Store], max_batch: int = 1024, handover_chunk: int = 16) -> None:
-        self._open_store = open_store
+    def __init__(self, max_batch: int = 1024, handover_chunk: int = 16) -> None:
         self._max_batch = max_batch
         self._handover_chunk = max(1, handover_chunk)
-        # Hand-over to the writer: lists of items, None to stop. SimpleQueue.put is one C call
-        # that never blocks: with a Condition the loop thread would wait for its lock while the
-        # writer thread held it (and the GIL), ~6 % of the loop's time in a profile.
-        self._queue: queue.SimpleQueue[list[_Item] | None] = queue.SimpleQueue()
-        self._carry: list[_Item] = []  # taken from the queue beyond max_batch: the next batch
-        self._handed = 0  # items put on the queue (written by the loop thread only)
-        self._taken = 0  # items taken off it (written by the writer thread only)
         self._staged: list[_Item] = []
         self._closing = False
-        self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._started = threading.Event()
-        self._start_error: BaseException | None = None
-        #: statistics: batches committed and requests in them (for the benchmark and logs)
+        #: statistics: transactions committed and requests in them (for the benchmark and logs)
         self.batches = 0
         self.requests = 0
 
     async def open(self) -> None:
         """Start writing (from the event loop); raises if the store cannot open."""
-        self.start()
+        raise NotImplementedError
 
-    def start(self) -> None:
-        """Start the writer thread (from the event loop's thread); raises if the store cannot open."""
-        self._loop = asyncio.get_running_loop()
-        self._thread = threading.Thread(target=self._run, name="kmed-hss-writer", daemon=True)
-        self._thread.start()
-        self._started.wait()
-        if self._start_error is not None:
-            raise self._start_error
+    async def close(self) -> None:
+        """Commit what is queued, then stop writing."""
+        raise NotImplementedError
 
     @property
     def pending(self) -> int:
-        """Requests queued and not yet picked up by the writer."""
-        return self._handed - self._taken + len(self._staged)
+        """Requests queued and not yet committed."""
+        raise NotImplementedError
+
+    def _hand_over(self) -> None:
+        """Pass what is staged to the writer."""
+        raise NotImplementedError
 
     def submit(self, writes: Sequence[Queued]) -> asyncio.Future[list[Any]]:
         """Queue ``writes`` (applied atomically together); the future resolves after commit
         with one flag per write, or fails with :class:`CommitFailed`."""
-        assert self._loop is not None, "start() first"
+        assert self._loop is not None, "open() first"
         fut: asyncio.Future[list[Any]] = self._loop.create_future()
         if not writes:
             fut.set_result([])
@@ -103,7 +94,7 @@ class GroupCommitter:
         """Queue ``writes`` like :meth:`submit`; ``on_done`` is called on the event loop after
         the commit with one flag per write, or with the :class:`CommitFailed` error (no future:
         the cheaper way when the caller has its own)."""
-        assert self._loop is not None, "start() first"
+        assert self._loop is not None, "open() first"
         if not writes:
             self._loop.call_soon(on_done, [])
         elif self._closing:
@@ -121,6 +112,41 @@ class GroupCommitter:
             self._loop.call_soon(self._hand_over)
         elif n >= self._handover_chunk:
             self._hand_over()  # mid-iteration (see the module doc); the scheduled call finds none
+
+
+class GroupCommitter(Committer):
+    """A writer thread committing queued writes in batches; see the module doc."""
+
+    def __init__(self, open_store: Callable[[], Store], max_batch: int = 1024, handover_chunk: int = 16) -> None:
+        super().__init__(max_batch, handover_chunk)
+        self._open_store = open_store
+        # Hand-over to the writer: lists of items, None to stop. SimpleQueue.put is one C call
+        # that never blocks: with a Condition the loop thread would wait for its lock while the
+        # writer thread held it (and the GIL), ~6 % of the loop's time in a profile.
+        self._queue: queue.SimpleQueue[list[_Item] | None] = queue.SimpleQueue()
+        self._carry: list[_Item] = []  # taken from the queue beyond max_batch: the next batch
+        self._handed = 0  # items put on the queue (written by the loop thread only)
+        self._taken = 0  # items taken off it (written by the writer thread only)
+        self._thread: threading.Thread | None = None
+        self._started = threading.Event()
+        self._start_error: BaseException | None = None
+
+    async def open(self) -> None:
+        self.start()
+
+    def start(self) -> None:
+        """Start the writer thread (from the event loop's thread); raises if the store cannot open."""
+        self._loop = asyncio.get_running_loop()
+        self._thread = threading.Thread(target=self._run, name="kmed-hss-writer", daemon=True)
+        self._thread.start()
+        self._started.wait()
+        if self._start_error is not None:
+            raise self._start_error
+
+    @property
+    def pending(self) -> int:
+        """Requests queued and not yet picked up by the writer."""
+        return self._handed - self._taken + len(self._staged)
 
     def _hand_over(self) -> None:
         staged, self._staged = self._staged, []
@@ -153,7 +179,7 @@ class GroupCommitter:
                 batch = self._take()
                 if batch is None:
                     return  # closing and drained
-                outcomes = self._commit(store, batch)
+                outcomes = commit_batch(store, batch)
                 self.batches += 1
                 self.requests += len(batch)
                 assert self._loop is not None
@@ -190,40 +216,40 @@ class GroupCommitter:
         self._taken += len(batch)
         return batch
 
-    @staticmethod
-    def _commit(store: Store, batch: list[_Item]) -> list[list[Any] | BaseException]:
-        """Apply the batch's store writes in one transaction, then run its vector jobs (each
-        result in its job's place); one outcome per request."""
-        flat: list[Write] = [w for writes, _ in batch for w in writes if type(w) is not VectorJob]  # type: ignore[misc]
+def commit_batch(store: Store, batch: Sequence[tuple[Sequence[Queued], Any]]) -> list[list[Any] | BaseException]:
+    """Apply the batch's store writes in one transaction, then run its vector jobs (each
+    result in its job's place); one outcome per request (its results, or the
+    :class:`CommitFailed` error). Used by the writer thread and the writer child alike."""
+    flat: list[Write] = [w for writes, _ in batch for w in writes if type(w) is not VectorJob]  # type: ignore[misc]
+    try:
+        results = store.apply(flat)
+    except WriteRejected as exc:
+        if len(batch) == 1:
+            return [CommitFailed(str(exc))]
+        # A constraint refused one request's writes: commit each request alone.
+        return [commit_batch(store, [item])[0] for item in batch]
+    except Exception as exc:
+        # The store is unavailable (locked past the busy timeout, I/O error): the whole
+        # batch fails at once, without retrying each request into the same wall.
+        failed = CommitFailed(f"store write failed: {type(exc).__name__}: {exc}")
+        return [failed] * len(batch)
+    out: list[list[Any] | BaseException] = []
+    i = 0
+    for writes, _ in batch:
+        done: list[Any] = []
         try:
-            results = store.apply(flat)
-        except WriteRejected as exc:
-            if len(batch) == 1:
-                return [CommitFailed(str(exc))]
-            # A constraint refused one request's writes: commit each request alone.
-            return [GroupCommitter._commit(store, [item])[0] for item in batch]
-        except Exception as exc:
-            # The store is unavailable (locked past the busy timeout, I/O error): the whole
-            # batch fails at once, without retrying each request into the same wall.
-            failed = CommitFailed(f"store write failed: {type(exc).__name__}: {exc}")
-            return [failed] * len(batch)
-        out: list[list[Any] | BaseException] = []
-        i = 0
-        for writes, _ in batch:
-            done: list[Any] = []
-            try:
-                for w in writes:
-                    if type(w) is VectorJob:
-                        done.append(w.run())
-                    else:
-                        done.append(results[i])
-                        i += 1
-            except Exception as exc:  # a job that cannot run (the writes are committed)
-                out.append(CommitFailed(f"vectors failed: {type(exc).__name__}: {exc}"))
-                i += sum(1 for w in writes[len(done):] if type(w) is not VectorJob)
-                continue
-            out.append(done)
-        return out
+            for w in writes:
+                if type(w) is VectorJob:
+                    done.append(w.run())
+                else:
+                    done.append(results[i])
+                    i += 1
+        except Exception as exc:  # a job that cannot run (the writes are committed)
+            out.append(CommitFailed(f"vectors failed: {type(exc).__name__}: {exc}"))
+            i += sum(1 for w in writes[len(done):] if type(w) is not VectorJob)
+            continue
+        out.append(done)
+    return out
 
 
 def _resolve(batch: list[_Item], outcomes: list[list[Any] | BaseException]) -> None:

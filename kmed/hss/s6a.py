@@ -96,7 +96,7 @@ def normalise_imei(value: str) -> str | None:
     return None
 
 
-def _is_imsi(value: str) -> bool:
+def is_imsi(value: str) -> bool:
     return value.isascii() and value.isdigit() and 6 <= len(value) <= 15
 
 
@@ -250,7 +250,7 @@ class S6aHandlers:
             if step != 2:
                 check = None
             need_kme = check is not None
-            sub = self.store.subscriber(imsi, need_kme) if _is_imsi(imsi) else None
+            sub = self.store.subscriber(imsi, need_kme) if is_imsi(imsi) else None
             if sub is None:
                 raise self._user_unknown(req)
             sqn_he = self.ledger.current(imsi, sub.sqn)
@@ -375,7 +375,7 @@ class S6aHandlers:
             if flags is None:
                 raise self._missing(req, ("ULR-Flags", 0))
             plmn = self._plmn(req)
-            sub = self.store.subscriber(imsi, kme is not None) if _is_imsi(imsi) else None
+            sub = self.store.subscriber(imsi, kme is not None) if is_imsi(imsi) else None
             if sub is None:
                 raise self._user_unknown(req)
             if rat not in self.policy.allowed_rat_types:

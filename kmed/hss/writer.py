@@ -51,7 +51,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from kmed.hss.groupcommit import CommitFailed, GroupCommitter, Queued, _Item, _resolve
+from kmed.hss.groupcommit import CommitFailed, Committer, Queued, _Item, _resolve, commit_batch
 from kmed.hss.store import AuditKme, SetLocation, SetSqn, Store, StoredKme, StoreKme, Subscriber
 from kmed.hss.vectors import VectorJob
 
@@ -139,8 +139,8 @@ class _ChildLink(asyncio.Protocol):
             self.owner._died(f"the store writer process sent garbage ({exc})")
             return
         for frame in frames:
-            if isinstance(frame, tuple) and len(frame) == 2 and frame[0] == "w":
-                self.owner._outcomes(frame[1])
+            if isinstance(frame, tuple) and len(frame) == 3 and frame[0] == "w":
+                self.owner._outcomes(frame[1], frame[2])
             elif isinstance(frame, tuple) and len(frame) == 2 and frame[0] == "r":
                 self.owner._rows(frame[1])
             else:
@@ -151,14 +151,14 @@ class _ChildLink(asyncio.Protocol):
         self.owner._died("the store writer process ended")
 
 
-class ProcessCommitter(GroupCommitter):
-    """A :class:`GroupCommitter` whose writer is a child process (module doc). ``store_spec``
+class ProcessCommitter(Committer):
+    """A :class:`~kmed.hss.groupcommit.Committer` whose writer is a child process (module doc). ``store_spec``
     is ``(path, synchronous, busy_timeout_s)``, what the child opens; up to ``max_in_child``
     batches are sent before the first is answered (the child commits them in order)."""
 
     def __init__(self, store_spec: tuple[str, str, float], max_batch: int = 1024, handover_chunk: int = 16,
                  on_dead: Callable[[str], None] | None = None, max_in_child: int = 2) -> None:
-        super().__init__(_no_store, max_batch, handover_chunk)
+        super().__init__(max_batch, handover_chunk)
         self.store_spec = store_spec
         self.on_dead = on_dead
         self._transport: asyncio.Transport | None = None
@@ -203,9 +203,6 @@ class ProcessCommitter(GroupCommitter):
         transport, _ = await loop.connect_accepted_socket(lambda: _ChildLink(self), parent)
         self._transport = transport
         self._idle.set()
-
-    def start(self) -> None:  # pragma: no cover - a thread's start: the child is started by open()
-        raise RuntimeError("ProcessCommitter: await open()")
 
     @property
     def pending(self) -> int:
@@ -255,12 +252,12 @@ class ProcessCommitter(GroupCommitter):
             return
         on_rows(subs)
 
-    def _outcomes(self, outcomes: Any) -> None:
+    def _outcomes(self, outcomes: Any, transactions: Any) -> None:
         if not self._in_child or not isinstance(outcomes, list) or len(outcomes) != len(self._in_child[0]):
             self._died("the store writer process answered out of step")
             return
         batch = self._in_child.popleft()
-        self.batches += 1
+        self.batches += transactions if isinstance(transactions, int) else 0
         self.requests += len(batch)
         _resolve(batch, [o if isinstance(o, list) else CommitFailed(str(o)) for o in outcomes])
         if self._waiting:
@@ -269,20 +266,30 @@ class ProcessCommitter(GroupCommitter):
             self._idle.set()
 
     def _died(self, why: str) -> None:
+        """The child is gone or broke the protocol: fail what waits for it, and end it (a
+        child that broke the protocol must not commit what its requests were failed for)."""
         if self._dead is not None:
             return
         self._dead = why
+        if self._transport is not None:
+            self._transport.abort()
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.kill()
         failed = [*(item for b in self._in_child for item in b), *self._waiting, *self._staged]
         self._in_child.clear()
         self._staged = []
-        reads, self._reads = list(self._reads), collections.deque()
-        for _, on_rows in reads:
-            self._loop_call(on_rows, None)
         self._waiting.clear()
+        self._fail_reads()
         _resolve(failed, [CommitFailed(why)] * len(failed))
         self._idle.set()
         if self.on_dead is not None and not self._closing:
             self.on_dead(why)
+
+    def _fail_reads(self) -> None:
+        """Reads that will not be answered: their callers read elsewhere."""
+        reads, self._reads = list(self._reads), collections.deque()
+        for _, on_rows in reads:
+            self._loop_call(on_rows, None)
 
     async def close(self) -> None:
         """Commit what is queued, then end the child (it exits when the socket closes)."""
@@ -290,6 +297,7 @@ class ProcessCommitter(GroupCommitter):
         self._closing = True
         await self._idle.wait()
         self._dead = self._dead or "the store is closing"
+        self._fail_reads()
         if self._transport is not None:
             self._transport.close()
         if self._proc is not None:
@@ -299,10 +307,6 @@ class ProcessCommitter(GroupCommitter):
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-
-
-def _no_store() -> Store:  # pragma: no cover - the child opens the store
-    raise RuntimeError("the process writer opens its store in the child")
 
 
 def _recv_blocking(sock: socket.socket) -> Any:
@@ -325,17 +329,27 @@ def _serve(store: Store, frames: list[Any]) -> list[bytes]:
     flight when the reply arrives, and the outcomes of those batches arrive after it."""
     batches = [body for kind, body in frames if kind == "w"]
     items = [([from_wire(t) for t in writes], None) for body in batches for writes in body]
-    outcomes = GroupCommitter._commit(store, items) if items else []  # type: ignore[arg-type]
+    outcomes = commit_batch(store, items) if items else []
     replies: list[bytes] = []
     done = 0
     for kind, body in frames:
         if kind == "r":
-            replies.append(_frame(("r", [subscriber_row(store.subscriber(imsi)) for imsi in body])))
+            replies.append(_frame(("r", _read(store, body))))
         else:
             mine = outcomes[done : done + len(body)]
+            # The transaction is counted with the first batch it holds (statistics only).
+            replies.append(_frame(("w", [o if isinstance(o, list) else str(o) for o in mine], int(done == 0))))
             done += len(body)
-            replies.append(_frame(("w", [o if isinstance(o, list) else str(o) for o in mine])))
     return replies
+
+
+def _read(store: Store, imsis: list[str]) -> list[tuple[Any, ...] | None]:
+    """The rows of ``imsis``; all None if the store cannot be read (a read ahead is only a
+    shortcut: the parent then reads the store itself)."""
+    try:
+        return [subscriber_row(store.subscriber(imsi)) for imsi in imsis]
+    except Exception:
+        return [None] * len(imsis)
 
 
 def child_main(fd: int) -> int:

@@ -13,7 +13,7 @@ import pytest
 from kmed.crypto import ecies
 from kmed.diameter import codec
 from kmed.diameter.message import Message
-from kmed.hss.groupcommit import GroupCommitter
+from kmed.hss.groupcommit import commit_batch
 from kmed.hss.s6a import HssPolicy, Outcome, S6aHandlers
 from kmed.hss.sqlite_store import SqliteStore
 from kmed.hss.vectors import VectorJob
@@ -85,7 +85,7 @@ class Hss:
         out = self.h.handle(req, "mme.localdomain")
         results: list[Any] = []
         if commit and out.writes:
-            outcome = GroupCommitter._commit(self.store, [(out.writes, lambda _r: None)])[0]
+            outcome = commit_batch(self.store, [(out.writes, None)])[0]
             if isinstance(outcome, BaseException):
                 raise outcome
             results = outcome

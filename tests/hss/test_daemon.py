@@ -24,6 +24,7 @@ from kmed.diameter import dictionary as d
 from kmed.diameter.client import DiameterClient
 from kmed.diameter.message import Message
 from kmed.diameter.node import LocalNode
+from kmed.load.procinfo import children
 from tests.hss.conftest import IMEI, IMSI, OPC, PLMN, K
 from tests.hss.proc import HssProcess, kmed
 from tests.hss.test_s6a import check_vector, vectors
@@ -359,18 +360,6 @@ def _with_resync(req: Message, resync: bytes) -> Message:
     return req
 
 
-def _children(pid: int) -> list[int]:
-    out = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
-                    out.append(int(entry.name))
-            except (OSError, ValueError, IndexError):
-                continue
-    return out
-
-
 def test_writer_process_ends_with_the_hss_and_its_death_stops_the_hss(tmp_path: Path) -> None:
     """[store] writer = "process": SIGTERM ends the child too (exit 0); a child that dies
     makes the HSS stop with status 1 (systemd restarts it), logging hss_writer_failed."""
@@ -379,7 +368,7 @@ def test_writer_process_ends_with_the_hss_and_its_death_stops_the_hss(tmp_path: 
     h.start()
     try:
         assert h.proc is not None
-        (child,) = _children(h.proc.pid)
+        (child,) = children(h.proc.pid)
         (a,) = talk(h.port, air())
         assert a.result() == (0, d.DIAMETER_SUCCESS)
         assert h.stop() == 0
@@ -389,7 +378,7 @@ def test_writer_process_ends_with_the_hss_and_its_death_stops_the_hss(tmp_path: 
         assert not Path(f"/proc/{child}").exists(), "the writer child outlived the HSS"
         h.start()
         assert h.proc is not None
-        (child,) = _children(h.proc.pid)
+        (child,) = children(h.proc.pid)
         os.kill(child, 9)
         assert h.proc.wait(20) == 1
         events = [json.loads(line) for line in h.log.read_text().splitlines() if line.startswith("{")]
