@@ -440,6 +440,16 @@ def _create(cls: type[D], registry: Registry, daemon: str, extra: Callable[[], d
     )
 
 
+def result_label(result: tuple[int, int] | None) -> str:
+    """The ``result_code`` label of ``kmed_diameter_answers_total`` for ``Message.result()``:
+    the Result-Code (``2001``), ``vendor:code`` for an Experimental-Result (``10415:5001``: the
+    code alone is ambiguous across vendors), or ``none``."""
+    if result is None:
+        return "none"
+    vendor, code = result
+    return str(code) if vendor == 0 else f"{vendor}:{code}"
+
+
 #: Base-protocol answers (RFC 6733 §5) and the requests they are counted under.
 _BASE_REQUEST_OF = {"CEA": "CER", "DWA": "DWR", "DPA": "DPR"}
 

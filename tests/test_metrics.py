@@ -260,3 +260,11 @@ def test_required_metric_names_are_documented() -> None:
         "kmed_nas_integrity_failures_total",
     ):
         assert name in doc
+
+
+def test_result_label_names_the_code_and_the_vendor_of_an_experimental_result() -> None:
+    from kmed.metrics import result_label
+
+    assert result_label((0, 2001)) == "2001"
+    assert result_label((10415, 5001)) == "10415:5001"  # 5001 means another thing without a vendor
+    assert result_label(None) == "none"

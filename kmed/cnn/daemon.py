@@ -43,6 +43,7 @@ from kmed.cnn.procedure import (
 )
 from kmed.diameter.client import ClientClosed, NoPeerAvailable, RequestTimeout
 from kmed.diameter.message import DecodeError, Message
+from kmed.metrics import result_label
 from kmed.nas.frame import ErrorCause, FrameType, ReleaseCause, encode_frame, error_frame, nas_downlink_frame
 
 __all__ = ["CnnDaemon", "main", "serve"]
@@ -55,18 +56,14 @@ def _answer_labels(answer: Message) -> tuple[str, str]:
     Experimental-Result as ``vendor:code`` or the Result-Code. Never raises: an AVP that does not
     read (the state machine answers the UE #17 for it) is labelled ``?`` / ``malformed``."""
     try:
-        peer, er = answer.pick("Origin-Host", "Experimental-Result")
+        peer = answer.get("Origin-Host")
     except DecodeError:
         return "?", "malformed"
     try:
-        if er is not None:
-            vendor, code = er.pick("Vendor-Id", "Experimental-Result-Code")
-            if vendor is not None and code is not None:
-                return peer or "?", f"{vendor}:{code}"
-        rc = answer.get("Result-Code")
+        result = answer.result()
     except DecodeError:
         return peer or "?", "malformed"
-    return peer or "?", str(rc) if rc is not None else "none"
+    return peer or "?", result_label(result)
 
 
 class CnnDaemon:

@@ -22,6 +22,7 @@ from typing import Any, TextIO
 
 from kmed import config as cfg
 from kmed import log as klog
+from kmed import metrics as km
 from kmed import systemd
 from kmed.diameter import dictionary as d
 from kmed.diameter.message import DecodeError, Message
@@ -175,11 +176,8 @@ class HssService:
     def _count(self, name: str, event: dict[str, Any], answer: Message, ok: bool, started: float) -> None:
         """docs/metrics.md: answers by command and code, procedures, KME events."""
         m = self.metrics
-        if event.get("result") == SUCCESS_NAME:  # _log names a replaced answer's result: this is it
-            code = _SUCCESS_LABEL
-        else:
-            res = answer.result()
-            code = "none" if res is None else (str(res[1]) if res[0] == 0 else f"{res[0]}:{res[1]}")
+        # _log names a replaced answer's result: SUCCESS_NAME there is DIAMETER_SUCCESS.
+        code = _SUCCESS_LABEL if event.get("result") == SUCCESS_NAME else km.result_label(answer.result())
         m.diameter_answers.labels(name.upper(), code).inc()
         outcome = event.get("outcome")
         failed = outcome in ("store_error", "invalid_avp", "missing_avp", "command_unsupported")
@@ -303,8 +301,6 @@ async def serve(config_path: str, conf: dict[str, Any]) -> int:
     metrics = None
     metrics_server = None
     if conf["metrics"]["listen"] is not None:
-        from kmed import metrics as km
-
         registry = km.Registry()
         metrics = km.hss_metrics(registry)
         host, port = conf["metrics"]["listen"]
