@@ -31,10 +31,6 @@ def _public(key: bytes, mode: modes.Mode) -> CipherContext:
     return cipher.encryptor()  # type: ignore[no-any-return]
 
 
-def _public_ecb(key: bytes) -> CipherContext:
-    return _public(key, _ECB)
-
-
 def _rust_factory() -> Callable[[bytes, modes.Mode], CipherContext] | None:
     """The context factory ``Cipher.encryptor`` ends in (cryptography >= 42), without its
     Python-level checks (~1/3 of the cost of a new context); None when this version of

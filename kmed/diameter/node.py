@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import random
 import time
-from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -42,22 +41,6 @@ class BaseMessageEvent:
 
 #: What :attr:`LocalNode.base_message_hook` is called with: one :class:`BaseMessageEvent`.
 BaseMessageHook = Callable[[BaseMessageEvent], None]
-
-
-class BaseMessageCounters:
-    """A ready-made :data:`BaseMessageHook`: counts base-protocol messages by name and direction
-    (``counts[("DWR", "sent")]``), e.g. for docs/metrics.md's ``command="DWR"`` series. The
-    daemon reads ``counts`` (or :meth:`get`) when it exports its metrics."""
-
-    def __init__(self) -> None:
-        self.counts: Counter[tuple[str, str]] = Counter()
-
-    def __call__(self, event: BaseMessageEvent) -> None:
-        self.counts[(event.message, "sent" if event.sent else "received")] += 1
-
-    def get(self, message: str, direction: str) -> int:
-        """How many ``message`` ("CER" ... "DPA") were ``direction`` ("sent" or "received")."""
-        return self.counts[(message, direction)]
 
 
 @dataclass(eq=False)

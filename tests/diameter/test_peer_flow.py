@@ -21,7 +21,7 @@ from kmed.diameter import dictionary as d
 from kmed.diameter.client import RECONNECT_FRACTION, reconnect_delay
 from kmed.diameter.codec import decode, encode
 from kmed.diameter.message import Message
-from kmed.diameter.node import BaseMessageCounters, BaseMessageEvent, LocalNode
+from kmed.diameter.node import BaseMessageEvent, LocalNode
 from kmed.diameter.peer import (
     REBOOTING,
     Close,
@@ -32,6 +32,7 @@ from kmed.diameter.peer import (
     Role,
     Send,
 )
+from tests.diameter.counters import BaseMessageCounters
 
 from .test_peer import HSS, MME, REALM, Link, aia, air, node, of, sent
 

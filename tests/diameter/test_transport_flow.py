@@ -27,9 +27,10 @@ from kmed.diameter import dictionary as d
 from kmed.diameter.client import DiameterClient
 from kmed.diameter.codec import encode
 from kmed.diameter.message import Message
-from kmed.diameter.node import BaseMessageCounters, LocalNode, PeerInfo
+from kmed.diameter.node import LocalNode, PeerInfo
 from kmed.diameter.server import DiameterServer
 from kmed.diameter.transport import MAX_MESSAGES_PER_ITERATION, PeerConnection, RequestTimeout
+from tests.diameter.counters import BaseMessageCounters
 
 from .test_transport import (
     HSS,
