@@ -73,7 +73,8 @@ class AesKey:
     __slots__ = ("_cbc", "_cbc_last", "_ecb", "_k1", "_k2", "_key")
 
     def __init__(self, key: bytes) -> None:
-        algorithms.AES(key)  # refuses a key of another size now (ValueError), as a cipher would
+        if len(key) not in (16, 24, 32):  # refused now (ValueError), as a cipher would refuse it
+            raise ValueError(f"Invalid key size ({8 * len(key)}) for AES.")
         self._key = key
         self._ecb: CipherContext | None = None
         self._cbc: CipherContext | None = None

@@ -160,10 +160,6 @@ def _exchange_with(key: _PrivateKey, peer_public: bytes, peer_name: str, one_tim
         raise EciesError(f"{peer_name} gives no usable shared secret") from None
 
 
-def _exchange(profile: Profile, private_key: bytes, peer_public: bytes, peer_name: str) -> bytes:
-    return _exchange_with(_private_key(profile, private_key), peer_public, peer_name)
-
-
 def _key_object(profile: Profile, raw: bytes | None) -> _PrivateKey:
     """A private key object built outside the caches (a new one when ``raw`` is None): for
     one-time keys, and for a :class:`DeviceKey`, which keeps its own."""

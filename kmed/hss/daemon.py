@@ -130,8 +130,14 @@ class HssService:
             self.cache.written(out.writes, None if isinstance(result, CommitFailed) else result)
         if out.reserved is not None:
             self.handlers.ledger.settle(out.reserved)
-        answer = out.answer
-        replaced = True
+        own = out.answer
+        if own is None and not isinstance(result, CommitFailed):  # kmed.hss.vectors: the writer made them
+            assert out.kme_avps is not None
+            try:
+                own = self.handlers.aia(req, out.kme_avps, result[-1])
+            except Exception as exc:  # vectors that do not encode: answered as a store failure
+                result = CommitFailed(f"vectors: {type(exc).__name__}: {exc}")
+        answer = own
         if isinstance(result, CommitFailed):
             out.event["outcome"] = "store_error"
             out.event["error"] = str(result)
@@ -143,23 +149,12 @@ class HssService:
         elif out.refused is not None and not all(result):
             answer = out.refused
             out.event["outcome"] = "kme_refused_newer_held"
-        else:
-            replaced = False
+        assert answer is not None
         try:
-            if answer is None:  # kmed.hss.vectors: the writer made the vectors
-                assert out.kme_avps is not None
-                try:
-                    answer = self.handlers.aia(req, out.kme_avps, result[-1])  # type: ignore[index]
-                except Exception as exc:  # vectors that do not encode: never leave the request unanswered
-                    out.event["outcome"] = "store_error"
-                    out.event["error"] = f"vectors: {type(exc).__name__}: {exc}"
-                    answer = self.handlers.experimental_answer(
-                        req, d.VENDOR_3GPP, d.DIAMETER_AUTHENTICATION_DATA_UNAVAILABLE)
-                    replaced = True
-            self._log(out.event, answer, replaced, started)
+            self._log(out.event, answer, answer is not own, started)
         finally:
             if not answer_fut.done():
-                answer_fut.set_result(answer)  # type: ignore[arg-type]  # made above unless aia() raised
+                answer_fut.set_result(answer)
 
     def _log(self, event: dict[str, Any], answer: Message, replaced: bool, started: float) -> None:
         """One log line per request (``replaced``: the answer is not the handler's own)."""
@@ -297,7 +292,7 @@ async def serve(config_path: str, conf: dict[str, Any]) -> int:
     # With the writer child, AIR vectors are made there (kmed.hss.vectors): the loop is the
     # HSS's bottleneck and the child has a core of its own.
     handlers = S6aHandlers(cache, token_key, dia["origin_host"], dia["origin_realm"], _policy(hss),
-                           defer_vectors=isinstance(committer, ProcessCommitter))
+                           defer_vectors=store_conf["writer"] == "process")
     metrics = None
     metrics_server = None
     if conf["metrics"]["listen"] is not None:

@@ -1,9 +1,9 @@
 """Group commit in a child process (``[store] writer = "process"``, the default; docs/hss.md,
 "Durability").
 
-:class:`ProcessCommitter` is a :class:`~kmed.hss.groupcommit.GroupCommitter` whose batches are
+:class:`ProcessCommitter` is a :class:`~kmed.hss.groupcommit.Committer` whose batches are
 applied by ``python -m kmed.hss.writer FD``, a child process with its own store connection,
-instead of by a thread of the HSS.
+instead of by a thread of the HSS (:class:`~kmed.hss.groupcommit.GroupCommitter`).
 
 Why: a writer *thread* shares the GIL with the event loop. It needs the GIL back after every
 SQLite call and after every wake-up, and while the loop is busy that takes up to the switch
@@ -52,11 +52,11 @@ from collections.abc import Callable
 from typing import Any
 
 from kmed.hss.groupcommit import CommitFailed, Committer, Queued, _Item, _resolve, commit_batch
-from kmed.hss.store import AuditKme, SetLocation, SetSqn, Store, StoredKme, StoreKme, Subscriber
+from kmed.hss.store import AuditKme, SetLocation, SetSqn, Store, StoredKme, StoreError, StoreKme, Subscriber
 from kmed.hss.vectors import VectorJob
 
 _LEN = struct.Struct("!I")
-#: How long start() waits for the child to open the store (migrations included).
+#: How long open() waits for the child to open the store.
 START_TIMEOUT_S = 120.0
 
 _TYPES: tuple[type[Any], ...] = (SetSqn, StoreKme, AuditKme, SetLocation, VectorJob)
@@ -175,8 +175,6 @@ class ProcessCommitter(Committer):
 
     async def open(self) -> None:
         """Start the child and wait until it has opened the store; raises StoreError if not."""
-        from kmed.hss.store import StoreError
-
         loop = self._loop = asyncio.get_running_loop()
         parent, child = socket.socketpair()
         try:

@@ -40,6 +40,7 @@ Message sequence: docs/procedure.md. NAS rules applied (TS 24.301):
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -666,52 +667,28 @@ class UeProcedure:
 #: Actions without parameters, shared (frozen).
 _CANCEL_TIMER = SetTimer(None)
 _RELEASE = Release()
-#: Replayed UE security capabilities seen, and whether they equal what this UE sent (§5.4.3.5):
-#: a network replays the same octets to every UE, so each distinct value is parsed once.
-_REPLAYED_SEEN: dict[bytes, bool] = {}
-_REPLAYED_SEEN_MAX = 64
-
-
 def _replayed_capabilities_match(value: bytes) -> bool:
     """The replayed UE security capabilities name exactly the algorithms this UE supports."""
-    match = _REPLAYED_SEEN.get(value)
-    if match is None:
-        try:
-            match = parse_ue_security_capability(value) == _CAPABILITY_SETS
-        except ValueError:
-            match = False
-        if len(_REPLAYED_SEEN) < _REPLAYED_SEEN_MAX:
-            _REPLAYED_SEEN[bytes(value)] = match
-    return match
+    try:
+        return parse_ue_security_capability(value) == _CAPABILITY_SETS
+    except ValueError:
+        return False
 
 
-_ATTACH_COMPLETE: dict[int, bytes] = {}
-
-
+@functools.lru_cache(maxsize=16)
 def _attach_complete(ebi: int) -> bytes:
     """ATTACH COMPLETE (plain) with ACTIVATE DEFAULT EPS BEARER CONTEXT ACCEPT for bearer ``ebi``
     (5-15), encoded once per bearer identity: the message is the same for every UE."""
-    pdu = _ATTACH_COMPLETE.get(ebi)
-    if pdu is None:
-        accept = esm.activate_default_bearer_accept(ebi)
-        pdu = _ATTACH_COMPLETE[ebi] = encode(NasMessage("attach_complete", {"esm_message_container": accept}))
-    return pdu
+    accept = esm.activate_default_bearer_accept(ebi)
+    return encode(NasMessage("attach_complete", {"esm_message_container": accept}))
 
 
-_SMC_COMPLETE: dict[bytes | None, bytes] = {}
-_SMC_COMPLETE_MAX = 65536  # the load harness's UEs of one worker; emptied when full
-
-
+@functools.lru_cache(maxsize=65536)  # the load harness's UEs of one worker
 def _smc_complete(imeisv: bytes | None) -> bytes:
     """SECURITY MODE COMPLETE (plain), with the IMEISV identity value when given: the same
     octets for every procedure of an ME, so encoded once per IMEISV."""
-    pdu = _SMC_COMPLETE.get(imeisv)
-    if pdu is None:
-        if len(_SMC_COMPLETE) >= _SMC_COMPLETE_MAX:
-            _SMC_COMPLETE.clear()
-        ies = {"imeisv": imeisv} if imeisv is not None else {}
-        pdu = _SMC_COMPLETE[imeisv] = encode(NasMessage("security_mode_complete", ies))
-    return pdu
+    ies = {"imeisv": imeisv} if imeisv is not None else {}
+    return encode(NasMessage("security_mode_complete", ies))
 
 
 def _first_tai(tai_list: bytes | None) -> bytes | None:

@@ -149,7 +149,10 @@ def test_fast_ecb_factory_equals_the_public_api() -> None:
     encrypts as the public API does, and a wrong key size is still refused."""
     key = bytes(range(16, 32))
     block = bytes(range(16))
-    assert _aes.new_ecb(key).update(block) == _aes._public(key, _aes._ECB).update(block)
-    assert _aes._new(key, _aes._CBC0).update(block * 3) == _aes._public(key, _aes._CBC0).update(block * 3)
     with pytest.raises(ValueError):
         _aes.new_ecb(bytes(15))
+    fast = _aes._rust_factory()
+    if fast is None:
+        pytest.skip("this cryptography lays its contexts out otherwise: new_ecb is the public API")
+    assert fast(key, _aes._ECB).update(block) == _aes._public(key, _aes._ECB).update(block)
+    assert fast(key, _aes._CBC0).update(block * 3) == _aes._public(key, _aes._CBC0).update(block * 3)

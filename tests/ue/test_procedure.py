@@ -145,8 +145,8 @@ def test_bad_mac_on_the_bound_security_mode_command_is_rejected_and_nothing_comm
 
 @pytest.mark.parametrize("caps", [bytes((0x80, 0x20)), bytes((0xA0, 0x60))])
 def test_replayed_capabilities_mismatch_is_23(caps: bytes) -> None:
-    """Every UE checks the replayed capabilities (each distinct value is parsed once per
-    process): a mismatch is refused each time it is seen, the right value then accepted."""
+    """Every UE checks the replayed capabilities: a mismatch is refused each time it is seen,
+    the right value then accepted."""
     for _ in range(2):
         ue, net = Ue(), FakeNetwork()
         ue.proc.start()
