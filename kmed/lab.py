@@ -106,10 +106,9 @@ class Lab:
     ue_log_level: str | None = None
     hss_port: int = field(default_factory=free_port)
     cnn_port: int = field(default_factory=free_port)
-    #: ``[store] writer`` of the lab's HSS. "thread": the HSS shares this machine's cores with
-    #: the CNN, the harness and the UEs, where the writer thread costs the least CPU in all
-    #: (kmed bench load, KME-match attach: HSS 388 µs against 496 µs with "process"); the
-    #: daemon's own default, "process", gives the HSS alone the most throughput (docs/hss.md).
+    #: ``[store] writer`` of the lab's HSS: the thread, the least CPU in all when the HSS shares
+    #: the cores with the CNN, the harness and the UEs (docs/performance.md, "Session 3"); the
+    #: daemon's own default, "process", gives an HSS alone the most throughput.
     hss_writer: str = "thread"
     extra_hss: str = ""
     extra_cnn: str = ""

@@ -467,7 +467,7 @@ def base_message_counter(metrics: Any, *, server: bool) -> Callable[[Any], None]
                 peer = ev.peer or (f"tcp://{ev.address[0]}:{ev.address[1]}" if ev.address else "none")
                 metrics.diameter_requests.labels(ev.message, peer).inc()
         elif ev.sent == server:
-            code = "none" if ev.result_code is None else str(ev.result_code)
+            code = result_label(None if ev.result_code is None else (0, ev.result_code))
             metrics.diameter_answers.labels(request, code).inc()
 
     return hook

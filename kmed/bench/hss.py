@@ -109,13 +109,13 @@ def start_hss(config: Path, log_path: Path, prefix: list[str] | None = None) -> 
         raise RuntimeError(f"the HSS did not become ready; see {log_path}")
 
 
-def thread_times(pid: int) -> dict[str, tuple[float, float]]:
+def thread_times(pid: int, kids: list[int]) -> dict[str, tuple[float, float]]:
     """Per thread of a process and of its children ("main", "child PID main", else
     "[child PID] NAME TID"): seconds on a CPU and seconds runnable but waiting for one, from
     /proc/PID/task/*/schedstat. What is neither is time the thread slept: waiting for the GIL,
     for a lock, for I/O, or idle."""
     out: dict[str, tuple[float, float]] = {}
-    for p in [pid, *children(pid)]:
+    for p in [pid, *kids]:
         prefix = "" if p == pid else f"child {p} "
         try:
             tasks = list(Path(f"/proc/{p}/task").iterdir())
@@ -260,9 +260,11 @@ async def run_client(port: int, imsis: list[str], inflight: int, requests: int, 
     await asyncio.wait_for(client.run(warmup, measure=False), 3600)
     if callgrind is not None:
         await loop.run_in_executor(None, callgrind.zero)
-    cpu0, own0, threads0 = tree_cpu_s(pid), time.process_time(), thread_times(pid)
+    kids = children(pid)  # the writer child, read once per sample
+    cpu0, own0, threads0 = tree_cpu_s(pid, kids), time.process_time(), thread_times(pid, kids)
     await asyncio.wait_for(client.run(requests, measure=True), 3600)
-    cpu1, own1, threads1 = tree_cpu_s(pid), time.process_time(), thread_times(pid)
+    kids = children(pid)
+    cpu1, own1, threads1 = tree_cpu_s(pid, kids), time.process_time(), thread_times(pid, kids)
     threads = {name: (run - threads0.get(name, (0.0, 0.0))[0], wait - threads0.get(name, (0.0, 0.0))[1])
                for name, (run, wait) in threads1.items()}
     instructions = await loop.run_in_executor(None, callgrind.dump) if callgrind is not None else None

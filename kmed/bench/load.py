@@ -256,7 +256,7 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--closed-loop", type=int, metavar="N",
                     help="provision and attach phases in closed loop with N UEs instead of at a rate: the "
                          "throughput is then the capacity, and the CPU per procedure its cost at saturation")
-    ap.add_argument("--hss-writer", choices=["thread", "process"], default="thread",
+    ap.add_argument("--hss-writer", choices=["thread", "process"], default=Lab.hss_writer,
                     help="the HSS's [store] writer (default thread: the least CPU in all when the HSS shares "
                          "the cores with the CNN and the harness; docs/hss.md)")
     ap.add_argument("--workdir", help="keep configs, store, reports and logs here (default: temporary)")

@@ -90,12 +90,15 @@ def children(pid: int) -> list[int]:
     return sorted(out)
 
 
-def tree_cpu_s(pid: int) -> float:
-    """utime + stime of ``pid`` and of its live children, seconds (fields 14 and 15 of
-    /proc/PID/stat); a process that is gone counts 0."""
+_CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu_s(pid: int, kids: list[int] | None = None) -> float:
+    """utime + stime of ``pid`` and of its live children (``kids``, read from /proc when not
+    given), seconds (fields 14 and 15 of /proc/PID/stat); a process that is gone counts 0."""
     total = 0.0
-    for p in [pid, *children(pid)]:
+    for p in [pid, *(children(pid) if kids is None else kids)]:
         with contextlib.suppress(OSError, IndexError, ValueError):
             fields = _stat_fields(p)
-            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            total += (int(fields[11]) + int(fields[12])) / _CLK_TCK
     return total
