@@ -22,6 +22,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from kmed.records import value_record
+
 __all__ = ["ContextTable", "Guti", "Registration", "TableFull", "link_key", "split_link_key"]
 
 P = TypeVar("P")
@@ -39,10 +41,7 @@ def split_link_key(key: int) -> tuple[int, int]:
     return key >> 32, key & 0xFFFFFFFF
 
 
-# Value records built per message: unsafe_hash=True keeps them hashable and compared by value as
-# frozen dataclasses are, at half the construction cost (a frozen dataclass sets every field
-# through object.__setattr__). Nothing mutates them once built.
-@dataclass(slots=True, unsafe_hash=True)
+@value_record
 class Guti:
     """GUTI = MCC ‖ MNC ‖ MME group id (16 bits) ‖ MME code (8 bits) ‖ M-TMSI (32 bits), TS 23.003 §2.8.1."""
 

@@ -79,6 +79,7 @@ from kmed.nas.security import (
     NasSecurityError,
     security_header_type,
 )
+from kmed.records import value_record
 
 __all__ = [
     "ATTACH",
@@ -215,10 +216,7 @@ def imei_from_imeisv(imeisv: str) -> tuple[str, str]:
 # --- actions ----------------------------------------------------------------------------------
 
 
-# Value records built per message: unsafe_hash=True keeps them hashable and compared by value as
-# frozen dataclasses are, at half the construction cost (a frozen dataclass sets every field
-# through object.__setattr__). Nothing mutates them once built.
-@dataclass(slots=True, unsafe_hash=True)
+@value_record
 class SendNas:
     """Send this downlink NAS PDU to the UE (NAS_DOWNLINK frame)."""
 
@@ -226,7 +224,7 @@ class SendNas:
     pdu: bytes
 
 
-@dataclass(slots=True, unsafe_hash=True)
+@value_record
 class SendS6a:
     """Send this S6a request; report the answer with ``token`` (``s6a_answer``/``s6a_failed``)."""
 
@@ -236,7 +234,7 @@ class SendS6a:
     command: str  # "AIR" or "ULR"
 
 
-@dataclass(slots=True, unsafe_hash=True)
+@value_record
 class StartTimer:
     """Arm the UE's timer (replacing any armed one); on expiry call ``timer_expired(key, token)``."""
 
@@ -246,14 +244,14 @@ class StartTimer:
     name: str
 
 
-@dataclass(slots=True, unsafe_hash=True)
+@value_record
 class StopTimer:
     """Cancel the UE's timer, if armed."""
 
     key: int
 
 
-@dataclass(slots=True, unsafe_hash=True)
+@value_record
 class ReleaseUe:
     """The network releases the UE's context on the link (UE_RELEASE frame with ``cause``)."""
 
@@ -261,7 +259,7 @@ class ReleaseUe:
     cause: int
 
 
-@dataclass(slots=True, unsafe_hash=True)
+@value_record
 class LinkError:
     """Answer an ERROR frame for this UE id (docs/ue-link.md §1: e.g. unknown UE id)."""
 
@@ -270,7 +268,7 @@ class LinkError:
     detail: str
 
 
-@dataclass(slots=True, unsafe_hash=True)
+@value_record
 class Log:
     """A log event. ``proc`` (None for a PDU without procedure) gives the bound fields
     (``imsi``, ``ue_id``, ``procedure``); ``fields`` hold ``step`` and the rest. No secrets."""
@@ -282,14 +280,14 @@ class Log:
     fields: dict[str, Any]
 
 
-@dataclass(slots=True, unsafe_hash=True)
+@value_record
 class KmeEvent:
     """A KME life-cycle event for ``kmed_kme_events_total``: issued, stored, refused."""
 
     event: str
 
 
-@dataclass(slots=True, unsafe_hash=True)
+@value_record
 class Outcome:
     """A procedure ended. ``procedure``: attach, attach_provision or tau (docs/metrics.md);
     ``outcome``: ok, rejected, failed or timeout."""

@@ -12,13 +12,13 @@ AVP order follows the command ABNFs (TS 29.272 §7.2.5 AIR, §7.2.3 ULR); kmed's
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
 from typing import Any
 
 from kmed.cnn.causes import emm_cause_for_failure, emm_cause_for_result
 from kmed.diameter import dictionary as d
 from kmed.diameter.codec import encode_avps
 from kmed.diameter.message import AvpGroup, DecodeError, Message
+from kmed.records import value_record
 
 __all__ = [
     "AiaResult",
@@ -129,10 +129,7 @@ def build_ulr(
 # --- answers --------------------------------------------------------------------------------
 
 
-# Value records built per message: unsafe_hash=True keeps them hashable and compared by value as
-# frozen dataclasses are, at half the construction cost (a frozen dataclass sets every field
-# through object.__setattr__). Nothing mutates them once built.
-@dataclass(slots=True, unsafe_hash=True)
+@value_record
 class S6aFailure:
     """An S6a exchange that failed: ``emm_cause`` goes into the Attach/TAU Reject.
 
@@ -152,7 +149,7 @@ class S6aFailure:
         return d.result_name(self.code, self.vendor or 0)
 
 
-@dataclass(slots=True, unsafe_hash=True)
+@value_record
 class Vector:
     """One E-UTRAN vector (TS 29.272 §7.3.18) with kmed's KME-Binding; ``kasme`` is already
     bound by the HSS when ``binding`` says so. ``repr`` hides the secrets."""
@@ -167,7 +164,7 @@ class Vector:
         return f"Vector(rand={self.rand.hex()}, binding={self.binding}, <xres, kasme redacted>)"
 
 
-@dataclass(slots=True, unsafe_hash=True)
+@value_record
 class AiaResult:
     """A successful AIA: the first vector, KME-Status (step 2) and, after a KME-Request
     (step 4), the new KME's Encrypted-KME, scheme ("A"/"B"), KME and KME-Token."""
@@ -183,7 +180,7 @@ class AiaResult:
         return f"AiaResult({self.vector!r}, kme_status={self.kme_status}, kme_scheme={self.kme_scheme})"
 
 
-@dataclass(slots=True, unsafe_hash=True)
+@value_record
 class UlaResult:
     """A successful ULA (TS 29.272 §7.2.4)."""
 

@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Sequence
-from dataclasses import dataclass
 from enum import IntEnum
 from typing import NoReturn
+
+from kmed.records import value_record
 
 __all__ = [
     "DEFAULT_MAX_FRAME_SIZE",
@@ -108,10 +109,7 @@ class FrameError(Exception):
         self.frames: tuple[Frame, ...] = tuple(frames)
 
 
-# Value records built per message: unsafe_hash=True keeps them hashable and compared by value as
-# frozen dataclasses are, at half the construction cost (a frozen dataclass sets every field
-# through object.__setattr__). Nothing mutates them once built.
-@dataclass(slots=True, unsafe_hash=True)
+@value_record
 class Frame:
     """One decoded frame. `type` is the raw octet: compare with `FrameType` members (an unknown
     type is delivered, not refused, so the receiver can answer ERROR UNKNOWN_FRAME_TYPE)."""
