@@ -118,6 +118,10 @@ class RunSettings:
         }
 
 
+#: Called when a procedure ended: UE index, how it counted, and the link it ran over (a
+#: procedure started from here then prefers it), None when no link was up.
+OnDone = Callable[[int, Counted, "UeLink | None"], None]
+
 class Generator:
     """The UEs of one worker and what they do (see the module docstring)."""
 
@@ -146,7 +150,6 @@ class Generator:
         self.elapsed_s = 0.0
         self.cpu_s = 0.0
         self._stopping = False
-        self._ending_link: UeLink | None = None
         self.interrupted = False
         self._stop_event = asyncio.Event()
         self._drained: asyncio.Event | None = None
@@ -207,13 +210,12 @@ class Generator:
             if not self._stopping:
                 self.links[k] = await self._connect(ep, k)
 
-    def _link_for(self, index: int) -> UeLink | None:
-        """The link of the procedure that just ended, when this start follows from its end (its
-        answer and this request then leave in one write); else UE ``index``'s own link, or
-        another one that is up."""
-        ending = self._ending_link
-        if ending is not None and ending.is_open:
-            return ending
+    def _link_for(self, index: int, prefer: UeLink | None = None) -> UeLink | None:
+        """``prefer``, the link of the procedure that just ended when this start follows from
+        its end (its answer and this request then leave in one write), if it is up; else UE
+        ``index``'s own link, or another one that is up."""
+        if prefer is not None and prefer.is_open:
+            return prefer
         n = len(self.links)
         if not n:
             return None
@@ -228,16 +230,17 @@ class Generator:
 
     def _start(
         self, index: int, model: CallModel, t_intended: float, rec: Recorder,
-        on_done: Callable[[int, Counted], None] | None = None,
+        on_done: OnDone | None = None, prefer: UeLink | None = None,
     ) -> None:
-        """Run ``model`` for UE ``index``; latency counts from ``t_intended``."""
+        """Run ``model`` for UE ``index`` (over ``prefer`` if it is up); latency counts from
+        ``t_intended``."""
         ue = self.pop.ue(index)
-        link = self._link_for(index)
+        link = self._link_for(index, prefer)
         if link is None:
             counted = Counted(model.report_name, False, "transport", self.link_error or "no UE link to the CNN is up")
             rec.failure(counted.name, time.monotonic() - self.base, "transport", counted.detail)
             loop = asyncio.get_running_loop()
-            loop.call_later(_NO_LINK_RETRY_S, self._after, index, counted, on_done)
+            loop.call_later(_NO_LINK_RETRY_S, self._after, index, counted, on_done, None)
             self.in_flight += 1
             return
         if model.factory_reset_me:
@@ -254,7 +257,7 @@ class Generator:
 
     def _finished(
         self, index: int, model: CallModel, t_intended: float, rec: Recorder,
-        outcome: Outcome, on_done: Callable[[int, Counted], None] | None, link: UeLink,
+        outcome: Outcome, on_done: OnDone | None, link: UeLink,
     ) -> None:
         now = time.monotonic()
         counted = classify(model, outcome)
@@ -262,16 +265,12 @@ class Generator:
             rec.success(counted.name, now - self.base, now - t_intended)
         else:
             rec.failure(counted.name, now - self.base, counted.cause or "protocol", counted.detail)
-        self._ending_link = link  # a procedure started from on_done goes over the same link
-        try:
-            self._after(index, counted, on_done)
-        finally:
-            self._ending_link = None
+        self._after(index, counted, on_done, link)  # a procedure started from on_done: same link
 
-    def _after(self, index: int, counted: Counted, on_done: Callable[[int, Counted], None] | None) -> None:
+    def _after(self, index: int, counted: Counted, on_done: OnDone | None, link: UeLink | None) -> None:
         self.in_flight -= 1
         if on_done is not None:
-            on_done(index, counted)
+            on_done(index, counted, link)
         else:
             self.idle.append(index)
         if self.in_flight == 0 and self._drained is not None:
@@ -302,19 +301,19 @@ class Generator:
         finished = asyncio.Event()
         running = 0
 
-        def launch() -> None:
+        def launch(prefer: UeLink | None = None) -> None:
             nonlocal running
             if todo and not self.interrupted and time.monotonic() < deadline:
                 running += 1
-                self._start(todo.popleft(), model, time.monotonic(), rec, on_done)
+                self._start(todo.popleft(), model, time.monotonic(), rec, on_done, prefer)
             elif running == 0:
                 finished.set()
 
-        def on_done(index: int, counted: Counted) -> None:
+        def on_done(index: int, counted: Counted, link: UeLink | None) -> None:
             nonlocal running
             running -= 1
             results[index] = counted
-            launch()
+            launch(link)
 
         for _ in range(min(concurrency, len(todo)) or 1):
             launch()
@@ -397,7 +396,7 @@ class Generator:
         end = t0 + self.s.duration_s
         loop = asyncio.get_running_loop()
 
-        def next_one(_index: int | None = None, _counted: Counted | None = None) -> None:
+        def next_one(_index: int | None = None, _counted: Counted | None = None, link: UeLink | None = None) -> None:
             if _index is not None:
                 self.idle.append(_index)
             now = time.monotonic()
@@ -408,7 +407,7 @@ class Generator:
                 self.recorder.error("no_idle_ue", "a closed loop found every UE busy")
                 loop.call_later(_NO_LINK_RETRY_S, next_one)
                 return
-            self._start(index, pick(), now, self.recorder, next_one)
+            self._start(index, pick(), now, self.recorder, next_one, link)
 
         for at in ClosedLoop(self.s.concurrency_of(self.worker), self.s.ramp_s).start_times():
             loop.call_at(loop.time() + at, next_one)

@@ -152,9 +152,8 @@ def test_a_start_following_an_end_takes_the_ending_link() -> None:
     links = [_StubLink() for _ in range(4)]
     gen.links = links  # type: ignore[assignment]
     assert gen._link_for(5) is links[1]
-    gen._ending_link = links[3]  # type: ignore[assignment]
-    assert gen._link_for(5) is links[3]
+    assert gen._link_for(5, links[3]) is links[3]  # type: ignore[arg-type]
     links[3].is_open = False
-    assert gen._link_for(5) is links[1]
+    assert gen._link_for(5, links[3]) is links[1]  # type: ignore[arg-type]
     links[1].is_open = False
     assert gen._link_for(5) is links[2]
