@@ -39,6 +39,7 @@ The message sequence is docs/procedure.md's (seed steps 1-13). NAS rules applied
 
 from __future__ import annotations
 
+import functools
 import hmac
 import itertools
 import random
@@ -476,7 +477,6 @@ class Cnn:
         self._t3412 = gprs_timer(settings.t3412_s)
         self._t3346 = gprs_timer(settings.t3346_s)
         self._default_bearer = esm.activate_default_bearer_request()  # no user plane: the same for every UE
-        self._smc_cache: dict[tuple[int, int, bytes, bool], bytes] = {}
         self._tokens = itertools.count(1)
         #: SendS6a actions not yet answered (every one gets exactly one s6a_answer/s6a_failed)
         self.s6a_pending = 0
@@ -842,29 +842,10 @@ class Cnn:
         eea = self.settings.ciphering
         k_enc, k_int = kdf.nas_keys(vec.kasme, eea, _EIA)
         proc.new_ctx = NasSecurityContext(proc.ksi, k_int, k_enc, _EIA, eea)
-        self._send(proc, self._security_mode_command(eea, proc.ksi, proc.ue_cap, not proc.bound), State.SMC,
+        self._send(proc, _security_mode_command(eea, proc.ksi, proc.ue_cap, not proc.bound), State.SMC,
                    new_context=True)
         if self._debug:
             self._log(proc, "debug", "security_mode_command_sent", 11 if proc.bound else 2, ksi=proc.ksi)
-
-    def _security_mode_command(self, eea: int, ksi: int, ue_cap: bytes, imeisv: bool) -> bytes:
-        """The plain Security Mode Command (TS 24.301 §8.2.20): the same octets for every UE with
-        the same KSI and capabilities, so encoded once per distinct value (a bounded cache)."""
-        key = (eea, ksi, ue_cap, imeisv)
-        plain = self._smc_cache.get(key)
-        if plain is None:
-            ies: dict[str, Any] = {
-                "selected_nas_security_algorithms": nas_security_algorithms(eea, _EIA),
-                "nas_key_set_identifier": ksi,
-                "replayed_ue_security_capabilities": ue_cap,
-            }
-            if imeisv:
-                ies["imeisv_request"] = _IMEISV_REQUESTED
-            plain = encode(NasMessage("security_mode_command", ies))
-            if len(self._smc_cache) >= 256:
-                self._smc_cache.clear()
-            self._smc_cache[key] = plain
-        return plain
 
     def _authentication_failure(self, proc: Procedure, msg: NasMessage) -> None:
         """Authentication Failure (TS 24.301 §5.4.2.6/§5.4.2.7 c-e)."""
@@ -1139,3 +1120,17 @@ _HANDLERS: dict[tuple[State, str], _Handler] = {
     (State.COMPLETE, "attach_complete"): Cnn._complete,
     (State.COMPLETE, "tracking_area_update_complete"): Cnn._complete,
 }
+
+
+@functools.lru_cache(maxsize=256)
+def _security_mode_command(eea: int, ksi: int, ue_cap: bytes, imeisv: bool) -> bytes:
+    """The plain Security Mode Command (TS 24.301 §8.2.20): the same octets for every UE with
+    the same KSI and capabilities, so encoded once per distinct value."""
+    ies: dict[str, Any] = {
+        "selected_nas_security_algorithms": nas_security_algorithms(eea, _EIA),
+        "nas_key_set_identifier": ksi,
+        "replayed_ue_security_capabilities": ue_cap,
+    }
+    if imeisv:
+        ies["imeisv_request"] = _IMEISV_REQUESTED
+    return encode(NasMessage("security_mode_command", ies))

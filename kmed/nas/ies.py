@@ -316,20 +316,17 @@ def parse_plmn_octets(data: bytes) -> tuple[str, str]:
     """(mcc, mnc) from the 3-octet PLMN layout; raises ValueError on non-decimal digits."""
     if len(data) != 3:
         raise ValueError("PLMN identity is 3 octets")
-    found = _PLMNS.get(bytes(data))
-    if found is not None:
-        return found
+    return _plmn_digits(bytes(data))
+
+
+@functools.lru_cache(maxsize=256)  # a node sees a handful of PLMNs
+def _plmn_digits(data: bytes) -> tuple[str, str]:
     digits = [data[0] & 0xF, data[0] >> 4, data[1] & 0xF, data[2] & 0xF, data[2] >> 4, data[1] >> 4]
     if any(x > 9 for x in digits[:5]) or (digits[5] > 9 and digits[5] != 0xF):
         raise ValueError("PLMN identity has a non-decimal digit")
     mcc = "".join(map(str, digits[:3]))
     mnc = "".join(map(str, digits[3:5])) + ("" if digits[5] == 0xF else str(digits[5]))
-    if len(_PLMNS) < 256:  # a node sees a handful of PLMNs: remember them (bounded)
-        _PLMNS[bytes(data)] = (mcc, mnc)
     return mcc, mnc
-
-
-_PLMNS: dict[bytes, tuple[str, str]] = {}
 
 
 def tai_list(mcc: str, mnc: str, tacs: Iterable[int]) -> bytes:
