@@ -9,10 +9,13 @@ subscriber is not cached, :class:`Prefetch` asks the child to read it (one frame
 misses of a loop iteration), the answer goes into the read cache, and only then is the
 request handled, on the event loop as before, finding its subscriber cached.
 
-Correct because the child reads after every batch sent before the read (one socket, taken in
-order) and the cache keeps what it got only if the IMSI has no write in flight when the read
-comes back (:meth:`ReadCache.load`). A read that cannot be kept, or an IMSI that is not in the
-store, leaves the request to read the store itself as without prefetching.
+Correct because a read is asked for only while its IMSI has no write in flight
+(:meth:`ReadCache.wants`), so every write of that IMSI has been committed by the child's own
+connection, which the read uses; and the cache keeps what it got only if the IMSI still has
+no write in flight when the read comes back (:meth:`ReadCache.load`). The child may answer a
+read before committing batches sent earlier (they hold no write of that IMSI). A read that
+cannot be kept, or an IMSI that is not in the store, leaves the request to read the store
+itself as without prefetching.
 """
 
 from __future__ import annotations

@@ -22,13 +22,17 @@ frame a 4-octet length and a marshalled value:
    (:func:`to_wire`); child -> parent: ``("w", list)``, one outcome per request, the flags of
    its writes or the :class:`~kmed.hss.groupcommit.CommitFailed` message, in the order of the
    batches; and reads: parent -> child ``("r", IMSIs)``, child -> parent ``("r", rows)``, one
-   :func:`subscriber_row` (or None) per IMSI, read after every batch sent before (the child
-   takes frames in order). The
-   parent keeps up to two batches in the child: the second is committed right after the
-   first, without waiting for the first's outcome to reach the busy event loop and the next
-   batch to come back (measured, ``kmed bench hss`` on the idle machine, back to back: one
-   batch 8,396 and 8,262 answers/s with 27 requests per commit; two 9,002 and 8,827 with 19;
-   four 8,539 and 8,978 with 16). Meanwhile new requests queue up and form the next batch.
+   :func:`subscriber_row` (or None) per IMSI, read after every batch whose outcome the parent
+   had when it asked, and answered before the batches that arrived with it are committed
+   (:func:`_serve`; reads and outcomes each come back in order). The parent keeps up to two
+   batches in the child: the second is committed right after the first, without waiting for the
+   first's outcome to reach the busy event loop and the next batch to come back (measured,
+   ``kmed bench hss`` on the idle machine, back to back: one batch 8,396 and 8,262 answers/s
+   with 27 requests per commit; two 9,002 and 8,827 with 19; four 8,539 and 8,978 with 16).
+   Meanwhile new requests queue up and form the next batch.
+
+The child checkpoints the WAL in a thread of its own (:mod:`kmed.hss.checkpoint`), not in the
+commits.
 
 The child ignores SIGINT and SIGTERM (systemd and a terminal signal the whole group: the parent
 decides when writing ends) and exits when the socket closes, so it also ends with a parent
@@ -49,8 +53,10 @@ import struct
 import subprocess
 import sys
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
+from kmed.hss.checkpoint import Checkpointer
 from kmed.hss.groupcommit import CommitFailed, Committer, Queued, _Item, _resolve, commit_batch
 from kmed.hss.store import AuditKme, SetLocation, SetSqn, Store, StoredKme, StoreError, StoreKme, Subscriber
 from kmed.hss.vectors import VectorJob
@@ -319,26 +325,32 @@ def _recv_blocking(sock: socket.socket) -> Any:
             return frames[0]
 
 
-def _serve(store: Store, frames: list[Any]) -> list[bytes]:
-    """The replies to ``frames`` (all that arrived together), in their order. Their batches
-    are committed in one transaction, the reads done after it: when the child falls behind,
-    commits grow by themselves (one fsync for all). A read then also sees batches sent after
-    it, which is harmless: the parent keeps a read's result only if the IMSI has no write in
-    flight when the reply arrives, and the outcomes of those batches arrive after it."""
+def _serve(store: Store, frames: list[Any], send: Callable[[bytes], object],
+           committed: Callable[[], None] = lambda: None) -> None:
+    """Answer ``frames`` (all that arrived together) with ``send``: the reads first, then the
+    batches, in their order, committed in one transaction (when the child falls behind,
+    commits grow by themselves: one fsync for all). The reads are answered before that
+    commit, so a read ahead never waits for a commit it does not need: it was asked for an
+    IMSI with no write in flight (:meth:`~kmed.hss.cache.ReadCache.wants`), so every write of
+    that IMSI was committed before (the parent had its outcome), and the parent keeps a row
+    only if its IMSI still has no write in flight when the row arrives."""
+    reads = [_frame(("r", _read(store, body))) for kind, body in frames if kind == "r"]
+    if reads:
+        send(b"".join(reads))
     batches = [body for kind, body in frames if kind == "w"]
+    if not batches:
+        return
     items = [([from_wire(t) for t in writes], None) for body in batches for writes in body]
-    outcomes = commit_batch(store, items) if items else []
+    outcomes = commit_batch(store, items)
+    committed()
     replies: list[bytes] = []
     done = 0
-    for kind, body in frames:
-        if kind == "r":
-            replies.append(_frame(("r", _read(store, body))))
-        else:
-            mine = outcomes[done : done + len(body)]
-            # The transaction is counted with the first batch it holds (statistics only).
-            replies.append(_frame(("w", [o if isinstance(o, list) else str(o) for o in mine], int(done == 0))))
-            done += len(body)
-    return replies
+    for body in batches:
+        mine = outcomes[done : done + len(body)]
+        # The transaction is counted with the first batch it holds (statistics only).
+        replies.append(_frame(("w", [o if isinstance(o, list) else str(o) for o in mine], int(done == 0))))
+        done += len(body)
+    send(b"".join(replies))
 
 
 def _read(store: Store, imsis: list[str]) -> list[tuple[Any, ...] | None]:
@@ -362,7 +374,14 @@ def child_main(fd: int) -> int:
         return 0
     try:
         path, synchronous, busy = spec
-        store = SqliteStore(str(path), synchronous=str(synchronous), busy_timeout_s=float(busy), migrate=False)
+
+        def open_store(autocheckpoint: bool) -> SqliteStore:
+            return SqliteStore(str(path), synchronous=str(synchronous), busy_timeout_s=float(busy), migrate=False,
+                               autocheckpoint=autocheckpoint)
+
+        store = open_store(False)
+        checkpointer = Checkpointer(partial(open_store, True))
+        checkpointer.start()
     except Exception as exc:  # reported to the parent's start
         sock.sendall(_frame(f"{type(exc).__name__}: {exc}"))
         return 1
@@ -373,10 +392,11 @@ def child_main(fd: int) -> int:
             chunk = sock.recv(1 << 20)
             if not chunk:
                 return 0
-            sock.sendall(b"".join(_serve(store, splitter.feed(chunk))))
+            _serve(store, splitter.feed(chunk), sock.sendall, checkpointer.committed)
     except (BrokenPipeError, ConnectionResetError):
         return 0  # the parent is gone: nothing waits for an answer
     finally:
+        checkpointer.stop()
         store.close()
 
 

@@ -125,7 +125,9 @@ def test_child_death_fails_what_waits_and_reports(tmp_path: Path) -> None:
     assert _sqn(path, "001010000000001") == 32, "what failed was not written"
 
 
-def test_reads_in_the_child_see_the_batches_sent_before(tmp_path: Path) -> None:
+def test_reads_in_the_child_see_the_batches_committed_before(tmp_path: Path) -> None:
+    """A read asked for after a batch's outcome came back sees that batch (the read cache asks
+    only for IMSIs without a write in flight: kmed.hss.cache.ReadCache.wants)."""
     path = _store(tmp_path)
 
     async def run() -> tuple[list[object], object]:
@@ -133,12 +135,10 @@ def test_reads_in_the_child_see_the_batches_sent_before(tmp_path: Path) -> None:
         ended = asyncio.Event()
         pc = ProcessCommitter((str(path), "full", 5.0), on_dead=lambda _why: ended.set())
         await pc.open()
-        commit = pc.submit([SetSqn("001010000000001", 320)])
-        pc._hand_over()  # the batch leaves now, before the read
+        await pc.submit([SetSqn("001010000000001", 320)])
         got: asyncio.Future[object] = loop.create_future()
         pc.read_subscribers(["001010000000001", "001010000009999"], got.set_result)
         rows = await got
-        await commit
         assert pc._proc is not None
         os.kill(pc._proc.pid, signal.SIGKILL)
         await loop.run_in_executor(None, pc._proc.wait)
@@ -204,27 +204,41 @@ def test_the_child_makes_the_vectors_after_the_commit(tmp_path: Path) -> None:
     assert "redacted" in repr(job) and K.hex() not in repr(job)
 
 
-def test_frames_that_arrive_together_share_one_transaction_and_reads_see_it(tmp_path: Path) -> None:
-    """writer._serve: a read that arrived before a batch in the same chunk sees it (fresher is
-    harmless: the parent drops such a row, the IMSI being in flight), the replies keep the
-    frames' order, and the transaction is counted once."""
-    import marshal
-
+def test_frames_that_arrive_together_reads_first_then_one_transaction(tmp_path: Path) -> None:
+    """writer._serve: the reads of a chunk are answered first, before its batches commit (they
+    see the store as committed before the chunk: a read ahead never waits for a commit), then
+    the batches' outcomes in their order, committed in one transaction counted once, and the
+    checkpointer is told once."""
     from kmed.hss.writer import _serve
 
     path = _store(tmp_path)
     store = SqliteStore(path)
+    sent: list[list[object]] = []
+    told: list[int] = []
     try:
         frames = [("r", ["001010000000001"]), ("w", [[to_wire(SetSqn("001010000000001", 64))]]),
                   ("w", [[to_wire(SetSqn("001010000000002", 96))]]), ("r", ["001010000000002", "001019999999999"])]
-        replies = [marshal.loads(r[4:]) for r in _serve(store, frames)]
+        _serve(store, frames, lambda data: sent.append(_frames(data)), lambda: told.append(1))
+        reads_only: list[list[object]] = []
+        _serve(store, [("r", ["001010000000002"])], lambda data: reads_only.append(_frames(data)),
+               lambda: told.append(2))
     finally:
         store.close()
-    assert [r[0] for r in replies] == ["r", "w", "w", "r"]
-    assert replies[0][1][0][3] == 64, "the read ran after the commit of the chunk"
-    assert (replies[1][1], replies[1][2]) == ([[True]], 1) and (replies[2][1], replies[2][2]) == ([[True]], 0)
-    assert replies[3][1][0][3] == 96 and replies[3][1][1] is None
+    reads, outcomes = sent
+    assert [r[0] for r in reads] == ["r", "r"] and [r[0] for r in outcomes] == ["w", "w"]
+    assert reads[0][1][0][3] == 0 and reads[1][1][0][3] == 0, "the reads ran before the chunk's commit"
+    assert reads[1][1][1] is None
+    assert (outcomes[0][1], outcomes[0][2]) == ([[True]], 1) and (outcomes[1][1], outcomes[1][2]) == ([[True]], 0)
+    (only_read,), = reads_only
+    assert only_read[0] == "r" and only_read[1][0][3] == 96, "the next chunk's read sees the commit"
+    assert told == [1], "one commit, one wake-up; a chunk of reads commits nothing"
     assert _sqn(path, "001010000000001") == 64 and _sqn(path, "001010000000002") == 96
+
+
+def _frames(data: bytes) -> list[object]:
+    from kmed.hss.writer import _FrameSplitter
+
+    return _FrameSplitter().feed(data)
 
 
 def test_a_read_the_store_cannot_do_answers_none_for_each(tmp_path: Path) -> None:
