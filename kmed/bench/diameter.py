@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kmed.bench.callgrind import Callgrind
+from kmed.bench.machine import code_origin, load_average
 from kmed.diameter import dictionary as d
 from kmed.diameter.codec import encode, encode_avps
 from kmed.diameter.message import Message
@@ -459,7 +460,7 @@ def main(argv: list[str]) -> int:
     modes = {"all": MODES, "both": ("kmed", "python-diameter")}.get(args.mode, (args.mode,))
     print(f"kmed bench diameter: AIR/AIA round trips on loopback, {args.inflight} in flight on one connection; "
           f"server and load client in separate processes; {os.cpu_count()} CPUs, load average "
-          f"{load_average()} (shared: figures are noisy)")
+          f"{load_average()} (shared: figures are noisy); code {code_origin()}")
     print(f"{'server':<16} {'requests':>9} {'req/s':>9} {'server CPU µs/req':>18} {'(of which sys)':>15} "
           f"{'client CPU µs/req':>18} {'p50 ms':>8} {'p99 ms':>8}  errors"
           + ("  server instructions/req" if args.callgrind else ""))
@@ -482,15 +483,6 @@ def main(argv: list[str]) -> int:
         print("(under callgrind: rates and CPU times are those of the instrumented server; "
               "the instruction counts are the figure)")
     return 0
-
-
-def load_average() -> str:
-    """The 1, 5 and 15 minute load averages (``/proc/loadavg``), or "?" elsewhere."""
-    try:
-        with open("/proc/loadavg", encoding="ascii") as f:
-            return " ".join(f.read().split()[:3])
-    except OSError:
-        return "?"
 
 
 if __name__ == "__main__":

@@ -299,7 +299,7 @@ def main(argv: list[str]) -> int:
                     help="run the HSS under valgrind's callgrind and print its instructions per request "
                          "(repeatable on a loaded machine; about 50x slower: use fewer requests)")
     args = ap.parse_args(argv)
-    from kmed.bench.diameter import load_average
+    from kmed.bench.machine import code_origin, load_average
     from kmed.diameter.transport import install_uvloop
 
     install_uvloop()
@@ -349,6 +349,7 @@ def main(argv: list[str]) -> int:
     print(f"kmed bench hss: AIR/AIA, 1 vector, {args.inflight} in flight, {args.subscribers} subscribers{active}, "
           f"HSS log level {args.log_level}, read cache {cache}, writer {args.writer or 'default'}; "
           f"{os.cpu_count()} CPUs, load average {load_average()}")
+    print(f"  code {code_origin()}")
     print(f"  {run.requests} answers in {run.elapsed:.2f} s = {rate:,.0f} per s; failed {client.failed}")
     print(f"  latency p50 {pct(client.lat, 50):.2f} ms, p99 {pct(client.lat, 99):.2f} ms, "
           f"max {max(client.lat) * 1000:.2f} ms")

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kmed.bench.machine import code_origin
 from kmed.lab import DEFAULT_K, DEFAULT_OPC, Lab, free_port, kmed_argv, running_lab
 from kmed.load.labfile import load_toml, provision_range_args
 from kmed.load.procinfo import tree_cpu_s
@@ -270,7 +271,7 @@ def main(argv: list[str]) -> int:
     count = max(args.ues, args.hold_ues)
     print(f"kmed bench load: {os.cpu_count()} CPUs, {os.uname().sysname} {os.uname().release}, "
           f"Python {sys.version.split()[0]}, load average {os.getloadavg()[0]:.1f} before; HSS writer "
-          f"{args.hss_writer}; work dir {root}")
+          f"{args.hss_writer}; work dir {root}; code {code_origin()}")
     state = root / "ues.state"
 
     def common(duration: float) -> list[str]:
