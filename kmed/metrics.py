@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from kmed import __version__
+from kmed.config import Endpoint
 
 __all__ = [
     "CONTENT_TYPE",
@@ -464,7 +465,7 @@ def base_message_counter(metrics: Any, *, server: bool) -> Callable[[Any], None]
         request = _BASE_REQUEST_OF.get(ev.message)
         if request is None:
             if ev.sent != server:
-                peer = ev.peer or (f"tcp://{ev.address[0]}:{ev.address[1]}" if ev.address else "none")
+                peer = ev.peer or (str(Endpoint(ev.transport, *ev.address)) if ev.address else "none")
                 metrics.diameter_requests.labels(ev.message, peer).inc()
         elif ev.sent == server:
             code = result_label(None if ev.result_code is None else (0, ev.result_code))

@@ -268,3 +268,25 @@ def test_result_label_names_the_code_and_the_vendor_of_an_experimental_result() 
     assert result_label((0, 2001)) == "2001"
     assert result_label((10415, 5001)) == "10415:5001"  # 5001 means another thing without a vendor
     assert result_label(None) == "none"
+
+
+@pytest.mark.parametrize(("transport", "address", "label"), [
+    ("tcp", ("127.0.0.1", 3868), "tcp://127.0.0.1:3868"),
+    ("tcp", ("::1", 3868), "tcp://[::1]:3868"),
+    ("sctp", ("10.0.0.1", 3868), "sctp://10.0.0.1:3868"),
+    ("tls", ("fe80::1", 5658), "tls://[fe80::1]:5658"),
+])
+def test_base_message_counter_names_an_unnamed_peer_by_its_endpoint(transport: str, address: tuple[str, int],
+                                                                     label: str) -> None:
+    """A CER sent before the peer's name is known is counted under the connection's endpoint,
+    written as in the configuration (its transport; IPv6 in brackets)."""
+    from kmed.diameter.node import BaseMessageEvent
+
+    reg = metrics.Registry()
+    m = metrics.cnn_metrics(reg)
+    hook = metrics.base_message_counter(m, server=False)
+    hook(BaseMessageEvent("CER", True, None, address, None, transport))
+    hook(BaseMessageEvent("CER", True, "hss.localdomain", address, None, transport))
+    text = reg.expose().decode()
+    assert f'kmed_diameter_requests_total{{command="CER",peer="{label}"}} 1' in text
+    assert 'kmed_diameter_requests_total{command="CER",peer="hss.localdomain"} 1' in text

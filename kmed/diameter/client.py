@@ -79,7 +79,7 @@ class _Slot:
         c = self.client
         return Peer(c.node, Role.INITIATOR, watchdog=c.watchdog, max_message_size=c.max_message_size,
                     reopen=self.reopen, local_addresses=[local] if local else [], remote_address=remote,
-                    certificate_names=names, rng=c.rng)
+                    certificate_names=names, rng=c.rng, transport=self.endpoint.transport)
 
     def _new_connection(self) -> PeerConnection:
         return PeerConnection(self._make_peer, self, coalesce=self.endpoint.transport != "sctp",

@@ -37,6 +37,7 @@ class BaseMessageEvent:
     peer: str | None  # the remote Origin-Host when known (from its CER/CEA), else None
     address: tuple[str, int] | None  # the connection's remote transport address
     result_code: int | None = None  # an answer's Result-Code (None for requests or when absent)
+    transport: str = "tcp"  # the connection's transport: "tcp", "tls" or "sctp"
 
 
 #: What :attr:`LocalNode.base_message_hook` is called with: one :class:`BaseMessageEvent`.

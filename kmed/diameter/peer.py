@@ -257,6 +257,7 @@ class Peer:
         remote_address: tuple[str, int] | None = None,
         certificate_names: Iterable[str] | None = None,
         rng: random.Random | None = None,
+        transport: str = "tcp",
     ) -> None:
         self.node = node
         self.role = role
@@ -268,6 +269,7 @@ class Peer:
         self.max_message_size = max_message_size
         self.max_pending = max_pending
         self.remote_address = remote_address
+        self.transport = transport  # "tcp", "tls" or "sctp": for the base-message hook's events
         self.certificate_names = (frozenset(n.lower() for n in certificate_names)
                                   if certificate_names is not None else None)
         self._reopen = reopen
@@ -402,7 +404,7 @@ class Peer:
         except DecodeError:
             pass
         try:
-            hook(BaseMessageEvent(msg.name, sent, peer, self.remote_address, code))
+            hook(BaseMessageEvent(msg.name, sent, peer, self.remote_address, code, self.transport))
         except Exception:  # the hook is the application's: it must not break the connection
             self.hook_errors += 1
 

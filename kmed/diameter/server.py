@@ -13,6 +13,7 @@ import asyncio
 import socket
 import ssl
 from collections.abc import Iterable
+from functools import partial
 from typing import Any
 
 from kmed import log as klog
@@ -57,7 +58,7 @@ class DiameterServer:
         try:
             for ep in self.listen_endpoints:
                 try:
-                    srv = await listen(ep, self._new_connection, self.ssl_context)
+                    srv = await listen(ep, partial(self._new_connection, ep.transport), self.ssl_context)
                 except OSError as exc:
                     raise OSError(exc.errno, f"cannot listen on {ep}: {exc.strerror or exc}") from None
                 self._servers.append((ep, srv))
@@ -142,18 +143,19 @@ class DiameterServer:
 
     # -------------------------------------------------------------- connections
 
-    def _new_connection(self) -> PeerConnection:
+    def _new_connection(self, transport: str) -> PeerConnection:
         def make_peer(local: str | None, remote: tuple[str, int] | None, names: list[str] | None) -> Peer:
             self._conns.add(conn)  # in connection_made: after the TLS handshake, if there is one
-            return self._make_peer(local, remote, names)
+            return self._make_peer(local, remote, names, transport)
 
         conn = PeerConnection(make_peer, self)
         return conn
 
-    def _make_peer(self, local: str | None, remote: tuple[str, int] | None, names: list[str] | None) -> Peer:
+    def _make_peer(self, local: str | None, remote: tuple[str, int] | None, names: list[str] | None,
+                   transport: str) -> Peer:
         return Peer(self.node, Role.RESPONDER, allowed_peers=self._is_allowed, watchdog=self.watchdog,
                     max_message_size=self.max_message_size, local_addresses=[local] if local else [],
-                    remote_address=remote, certificate_names=names)
+                    remote_address=remote, certificate_names=names, transport=transport)
 
     def _is_allowed(self, origin_host: str) -> bool:
         return origin_host in self.allowed_peers

@@ -26,7 +26,7 @@ from kmed.diameter import dictionary as d
 from kmed.diameter.client import DiameterClient, NoPeerAvailable
 from kmed.diameter.codec import decode, encode
 from kmed.diameter.message import Avp, Message
-from kmed.diameter.node import LocalNode, PeerInfo
+from kmed.diameter.node import BaseMessageEvent, LocalNode, PeerInfo
 from kmed.diameter.peer import Peer, PeerState, Role
 from kmed.diameter.server import DiameterServer
 from kmed.diameter.transport import RequestTimeout, make_ssl_context, sctp_available
@@ -568,6 +568,30 @@ def test_tls_good_certificate_is_accepted(tmp_path: Path) -> None:
         await server.stop()
 
     run(main())
+
+
+def test_base_message_events_name_the_tls_transport(tmp_path: Path) -> None:
+    """Both sides' base-message hooks see the connection's transport (the metrics label an
+    unnamed peer ``tls://host:port``, kmed.metrics.base_message_counter)."""
+    server_ctx, client_ctx = tls_pair(tmp_path)
+    seen: list[BaseMessageEvent] = []
+
+    async def main() -> None:
+        server = DiameterServer(LocalNode(HSS, REALM, base_message_hook=seen.append), [ep(0, "tls")], (MME,),
+                                s6a_handler, ssl_context=server_ctx)
+        await server.start()
+        (bound,) = server.bound_endpoints
+        client = DiameterClient(LocalNode(MME, REALM, base_message_hook=seen.append), [bound], REALM,
+                                ssl_context=client_ctx)
+        await client.start(timeout=5.0)
+        await client.close()
+        await server.stop()
+
+    run(main())
+    cers = [ev for ev in seen if ev.message in ("CER", "CEA")]
+    assert len(cers) == 4 and {ev.transport for ev in cers} == {"tls"}
+    sent_cer = next(ev for ev in cers if ev.message == "CER" and ev.sent)
+    assert sent_cer.peer is None and sent_cer.address is not None and sent_cer.address[0] == "127.0.0.1"
 
 
 @pytest.mark.parametrize("case", ["untrusted-ca", "name-mismatch"])
