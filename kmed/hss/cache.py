@@ -124,10 +124,10 @@ class ReadCache:
         return bool(self.capacity) and imsi not in self._subs and imsi not in self._in_flight
 
     def load(self, sub: Subscriber) -> None:
-        """Keep ``sub``, read by another connection that has applied every write submitted
-        before the read was asked for (the store writer child, kmed.hss.prefetch): kept only
-        if its IMSI has no write in flight now (a later write would make it stale) and it is
-        not cached already."""
+        """Keep ``sub``, read by another connection that had committed every write of its IMSI
+        when the read was asked for (the store writer child, asked only while :meth:`wants`;
+        kmed.hss.prefetch): kept only if its IMSI has no write in flight now (a later write
+        would make it stale) and it is not cached already."""
         imsi = sub.imsi
         if self.capacity and imsi not in self._in_flight and imsi not in self._subs:
             _put(self._subs, imsi, sub, self.capacity)

@@ -31,9 +31,6 @@ frame a 4-octet length and a marshalled value:
    with 27 requests per commit; two 9,002 and 8,827 with 19; four 8,539 and 8,978 with 16).
    Meanwhile new requests queue up and form the next batch.
 
-The child checkpoints the WAL in a thread of its own (:mod:`kmed.hss.checkpoint`), not in the
-commits.
-
 The child ignores SIGINT and SIGTERM (systemd and a terminal signal the whole group: the parent
 decides when writing ends) and exits when the socket closes, so it also ends with a parent
 that was killed. If the child ends, every request waiting for it fails with
@@ -53,10 +50,8 @@ import struct
 import subprocess
 import sys
 from collections.abc import Callable
-from functools import partial
 from typing import Any
 
-from kmed.hss.checkpoint import Checkpointer
 from kmed.hss.groupcommit import CommitFailed, Committer, Queued, _Item, _resolve, commit_batch
 from kmed.hss.store import AuditKme, SetLocation, SetSqn, Store, StoredKme, StoreError, StoreKme, Subscriber
 from kmed.hss.vectors import VectorJob
@@ -232,8 +227,10 @@ class ProcessCommitter(Committer):
         self._transport.write(_frame(("w", [[to_wire(w) for w in writes] for writes, _ in batch])))
 
     def read_subscribers(self, imsis: list[str], on_rows: Callable[[list[Subscriber | None] | None], None]) -> None:
-        """Read ``imsis`` in the child, after the batches sent so far; ``on_rows`` gets one
-        subscriber (or None) per IMSI, or None if the child is gone (then read elsewhere)."""
+        """Read ``imsis`` in the child, which has committed every write whose outcome came back
+        (writes still in flight may or may not be seen: ask only for IMSIs without one, see
+        kmed.hss.prefetch); ``on_rows`` gets one subscriber (or None) per IMSI, or None if the
+        child is gone (then read elsewhere)."""
         if self._dead is not None or self._transport is None:
             self._loop_call(on_rows, None)
             return
@@ -325,8 +322,7 @@ def _recv_blocking(sock: socket.socket) -> Any:
             return frames[0]
 
 
-def _serve(store: Store, frames: list[Any], send: Callable[[bytes], object],
-           committed: Callable[[], None] = lambda: None) -> None:
+def _serve(store: Store, frames: list[Any], send: Callable[[bytes], object]) -> None:
     """Answer ``frames`` (all that arrived together) with ``send``: the reads first, then the
     batches, in their order, committed in one transaction (when the child falls behind,
     commits grow by themselves: one fsync for all). The reads are answered before that
@@ -342,7 +338,6 @@ def _serve(store: Store, frames: list[Any], send: Callable[[bytes], object],
         return
     items = [([from_wire(t) for t in writes], None) for body in batches for writes in body]
     outcomes = commit_batch(store, items)
-    committed()
     replies: list[bytes] = []
     done = 0
     for body in batches:
@@ -374,14 +369,7 @@ def child_main(fd: int) -> int:
         return 0
     try:
         path, synchronous, busy = spec
-
-        def open_store(autocheckpoint: bool) -> SqliteStore:
-            return SqliteStore(str(path), synchronous=str(synchronous), busy_timeout_s=float(busy), migrate=False,
-                               autocheckpoint=autocheckpoint)
-
-        store = open_store(False)
-        checkpointer = Checkpointer(partial(open_store, True))
-        checkpointer.start()
+        store = SqliteStore(str(path), synchronous=str(synchronous), busy_timeout_s=float(busy), migrate=False)
     except Exception as exc:  # reported to the parent's start
         sock.sendall(_frame(f"{type(exc).__name__}: {exc}"))
         return 1
@@ -392,11 +380,10 @@ def child_main(fd: int) -> int:
             chunk = sock.recv(1 << 20)
             if not chunk:
                 return 0
-            _serve(store, splitter.feed(chunk), sock.sendall, checkpointer.committed)
+            _serve(store, splitter.feed(chunk), sock.sendall)
     except (BrokenPipeError, ConnectionResetError):
         return 0  # the parent is gone: nothing waits for an answer
     finally:
-        checkpointer.stop()
         store.close()
 
 
