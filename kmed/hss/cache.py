@@ -49,7 +49,7 @@ class ReadCache:
     """
 
     __slots__ = ("_devices", "_in_flight", "_pairs", "_pairs_seen", "_schedule", "_subs", "_turn_checked",
-                 "capacity", "hits", "misses", "store")
+                 "capacity", "generation", "hits", "misses", "store")
 
     def __init__(self, store: StoreReader, capacity: int,
                  schedule: Callable[[Callable[[], None]], object] | None = None) -> None:
@@ -64,6 +64,8 @@ class ReadCache:
         self._turn_checked = False
         self._schedule = schedule  # e.g. loop.call_soon: runs its argument at the next turn
         self._in_flight: dict[str, int] = {}
+        #: moved by :meth:`clear`: a read asked for before a clear is not kept after it (:meth:`load`)
+        self.generation = 0
         #: statistics (for logs and the benchmark)
         self.hits = 0
         self.misses = 0
@@ -123,13 +125,16 @@ class ReadCache:
         """Whether a subscriber read for ``imsi`` would miss and its result could be kept."""
         return bool(self.capacity) and imsi not in self._subs and imsi not in self._in_flight
 
-    def load(self, sub: Subscriber) -> None:
+    def load(self, sub: Subscriber, generation: int) -> None:
         """Keep ``sub``, read by another connection that had committed every write of its IMSI
         when the read was asked for (the store writer child, asked only while :meth:`wants`;
-        kmed.hss.prefetch): kept only if its IMSI has no write in flight now (a later write
-        would make it stale) and it is not cached already."""
+        kmed.hss.prefetch) at ``generation``: kept only if its IMSI has no write in flight now
+        (a later write would make it stale), it is not cached already, and the cache was not
+        cleared since the read was asked for (SIGHUP after an edit of the store by other means:
+        the row may predate the edit)."""
         imsi = sub.imsi
-        if self.capacity and imsi not in self._in_flight and imsi not in self._subs:
+        if self.capacity and generation == self.generation and imsi not in self._in_flight \
+                and imsi not in self._subs:
             _put(self._subs, imsi, sub, self.capacity)
 
     def _next_turn(self) -> None:
@@ -166,7 +171,9 @@ class ReadCache:
                 in_flight.pop(imsi, None)
 
     def clear(self) -> None:
-        """Forget every entry (SIGHUP): the next reads go to the store."""
+        """Forget every entry (SIGHUP): the next reads go to the store, and reads ahead still
+        in flight are not kept."""
+        self.generation += 1
         self._subs.clear()
         self._devices.clear()
         self._pairs.clear()

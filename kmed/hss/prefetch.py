@@ -63,12 +63,12 @@ class Prefetch:
         imsis, self._queued = self._queued, []
         if imsis:
             self.reads += len(imsis)
-            self.read(imsis, partial(self._loaded, imsis))
+            self.read(imsis, partial(self._loaded, imsis, self.cache.generation))
 
-    def _loaded(self, imsis: list[str], subs: list[Subscriber | None] | None) -> None:
+    def _loaded(self, imsis: list[str], generation: int, subs: list[Subscriber | None] | None) -> None:
         for i, imsi in enumerate(imsis):
             sub = None if subs is None else subs[i]
             if sub is not None:
-                self.cache.load(sub)
+                self.cache.load(sub, generation)
             for resume in self._waiting.pop(imsi, ()):
                 resume()

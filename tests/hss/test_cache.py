@@ -145,15 +145,19 @@ def test_a_subscriber_read_elsewhere_is_kept_unless_a_write_is_in_flight(store: 
     writes = [SetSqn(IMSI, 64)]
     cache.writing(writes)
     assert not cache.wants(IMSI)
-    cache.load(sub)  # read before the write: stale once the write commits
+    cache.load(sub, cache.generation)  # read before the write: stale once the write commits
     assert len(cache) == 0
     cache.written(writes, store.apply(writes))
     fresh = store.subscriber(IMSI)
     assert fresh is not None
-    cache.load(fresh)
+    asked_at = cache.generation
+    cache.clear()  # SIGHUP while the read was in flight: the row may predate an edit
+    cache.load(fresh, asked_at)
+    assert len(cache) == 0
+    cache.load(fresh, cache.generation)
     assert len(cache) == 1 and not cache.wants(IMSI)
     assert cache.subscriber(IMSI) is fresh and fresh.sqn == 64
-    cache.load(sub)  # an entry already there is not replaced
+    cache.load(sub, cache.generation)  # an entry already there is not replaced
     assert cache.subscriber(IMSI) is fresh
     assert not ReadCache(store, 0).wants(IMSI), "no cache, nothing to read ahead"
 
