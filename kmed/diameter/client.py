@@ -20,7 +20,7 @@ from typing import Any
 
 from kmed import log as klog
 from kmed.config import Endpoint
-from kmed.diameter.codec import DEFAULT_MAX_SIZE
+from kmed.diameter.codec import DEFAULT_MAX_SIZE, encoded_avps
 from kmed.diameter.message import Message
 from kmed.diameter.node import LocalNode, PeerInfo
 from kmed.diameter.peer import (
@@ -31,7 +31,6 @@ from kmed.diameter.peer import (
     PeerState,
     Pending,
     Role,
-    encoded_avps,
 )
 from kmed.diameter.transport import Handler, PeerConnection, RequestTimeout, connect, dispatch_request
 
@@ -200,7 +199,7 @@ class DiameterClient:
         self._orphans: list[Pending] = []
         self._orphan_timer: asyncio.TimerHandle | None = None
         # RFC 6733 §6.1: what every request needs; added on the wire when the caller left it out
-        fill = [("Origin-Host", node.origin_host), ("Origin-Realm", node.origin_realm)]
+        fill = node.origin_items
         if destination_host is not None:
             fill.append(("Destination-Host", destination_host))
         fill.append(("Destination-Realm", destination_realm))

@@ -296,6 +296,12 @@ def encode_avps(items: Iterable[AvpItem]) -> bytes:
     return b"".join(out)
 
 
+def encoded_avps(items: Iterable[tuple[str, Any]]) -> dict[int, bytes]:
+    """``{code: encoded AVP}`` for base-protocol AVP items (one AVP each): what
+    :func:`kmed.diameter.peer.fill_missing` adds to a message that lacks them."""
+    return {d.avp(name).code: encode_avps([(name, value)]) for name, value in items}
+
+
 def encode(msg: Message) -> bytes:
     """The message on the wire. A decoded, unchanged message re-encodes its AVPs byte for byte."""
     body = msg._buf[20:] if msg._items is None else encode_avps(msg._items)

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kmed.diameter import dictionary as d
-from kmed.diameter.codec import DEFAULT_MAX_SIZE, decode, encode, encode_avps, frame_length
+from kmed.diameter.codec import DEFAULT_MAX_SIZE, decode, encode, frame_length
 from kmed.diameter.message import Avp, DecodeError, Message
 from kmed.diameter.node import APP_RELAY, BaseMessageEvent, LocalNode, PeerInfo
 
@@ -207,11 +207,6 @@ def fill_missing(data: bytes, fill: Mapping[int, bytes]) -> bytes:
     return data[:1] + length.to_bytes(3, "big") + data[4:] + extra
 
 
-def encoded_avps(items: Iterable[tuple[str, Any]]) -> dict[int, bytes]:
-    """``{code: encoded AVP}`` for base-protocol AVP items, the ``fill`` of :func:`fill_missing`."""
-    return {d.avp(name).code: encode_avps([(name, value)]) for name, value in items}
-
-
 def _failed_avp_example(name: str) -> Avp:
     """RFC 6733 §7.5: for a missing AVP, an example with the right code and a zeroed payload."""
     df = d.avp(name)
@@ -275,7 +270,6 @@ class Peer:
         self._reopen = reopen
         self._rng = rng or random.Random()
         self._addresses = tuple(node.host_ip_addresses) or tuple(local_addresses) or ("127.0.0.1",)
-        self._origin_avps = encoded_avps([("Origin-Host", node.origin_host), ("Origin-Realm", node.origin_realm)])
         self.state = PeerState.WAIT_CEA if role is Role.INITIATOR else PeerState.WAIT_CER
         self.info: PeerInfo | None = None
         self.close_reason: str | None = None
@@ -381,7 +375,7 @@ class Peer:
         self._deadlines.clear()
 
     def _base(self, *extra: tuple[str, Any]) -> list[Any]:
-        return [("Origin-Host", self.node.origin_host), ("Origin-Realm", self.node.origin_realm), *extra]
+        return [*self.node.origin_items, *extra]
 
     def _send_message(self, msg: Message, out: list[Action]) -> None:
         out.append(Send(encode(msg)))
@@ -894,7 +888,7 @@ class Peer:
         data = encode(answer)
         if answer.holds(self.node.origin_avps):
             return data
-        return fill_missing(data, self._origin_avps)
+        return fill_missing(data, self.node.origin_fill)
 
     def disconnect(self, now: float, cause: int = REBOOTING) -> list[Action]:
         """Start an orderly shutdown: DPR with ``cause``, close on DPA or after ``dpa_timeout``

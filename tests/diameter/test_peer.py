@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kmed.diameter import dictionary as d
-from kmed.diameter.codec import decode, encode
+from kmed.diameter.codec import decode, encode, encoded_avps
 from kmed.diameter.message import Avp, Message
 from kmed.diameter.node import LocalNode
 from kmed.diameter.peer import (
@@ -35,7 +35,6 @@ from kmed.diameter.peer import (
     Role,
     Send,
     base_avp_codes,
-    encoded_avps,
     fill_missing,
     mark_retransmission,
 )
