@@ -18,11 +18,33 @@ DIRECTION_DOWNLINK = 1
 
 
 def _header(count: int, bearer: int, direction: int) -> int:
-    """COUNT[32] ‖ BEARER[5] ‖ DIRECTION[1] ‖ 0[26] as a 64-bit integer (B.1.3, B.2.3)."""
+    """COUNT[32] ‖ BEARER[5] ‖ DIRECTION[1] ‖ 0[26] as a 64-bit integer (B.1.3, B.2.3), checked."""
     uint("count", count, 32)
     uint("bearer", bearer, 5)
     uint("direction", direction, 1)
+    return _pack(count, bearer, direction)
+
+
+def _pack(count: int, bearer: int, direction: int) -> int:
+    """:func:`_header` for values the caller keeps in range."""
     return (count << 32) | (bearer << 27) | (direction << 26)
+
+
+def _mac(aes: AesKey, header: int, message: bytes, nbits: int) -> bytes:
+    """128-EIA2 (B.2.3): the first 32 bits of AES-CMAC over header ‖ the message's ``nbits``."""
+    return aes.cmac_bits(header.to_bytes(8, "big") + message, 64 + nbits)[:4]
+
+
+def _ctr(aes: AesKey, header: int, message: bytes, nbits: int) -> bytes:
+    """128-EEA2 (B.1.3): the message XOR the AES-CTR keystream from T1 = header ‖ 0^64; the
+    bits after the ``nbits``-th are 0."""
+    n = len(message)
+    if n == 0:
+        return b""
+    out = int.from_bytes(message, "big") ^ int.from_bytes(aes.ctr_keystream(header << 64, n), "big")
+    if nbits % 8:
+        out &= ~((1 << (8 - nbits % 8)) - 1)
+    return out.to_bytes(n, "big")
 
 
 def _bits(message: bytes, length_bits: int | None) -> int:
@@ -43,8 +65,7 @@ def eia2(
     key = octets("key", key, 16)
     message = octets("message", message)
     nbits = _bits(message, length_bits)
-    m = _header(count, bearer, direction).to_bytes(8, "big") + message
-    return aes_key(key).cmac_bits(m, 64 + nbits)[:4]
+    return _mac(aes_key(key), _header(count, bearer, direction), message, nbits)
 
 
 def eea2(
@@ -57,15 +78,7 @@ def eea2(
     key = octets("key", key, 16)
     message = octets("message", message)
     nbits = _bits(message, length_bits)
-    icb = _header(count, bearer, direction) << 64
-    ks = aes_key(key).ctr_keystream(icb, len(message))
-    n = len(message)
-    if n == 0:
-        return b""
-    out = int.from_bytes(message, "big") ^ int.from_bytes(ks, "big")
-    if nbits % 8:
-        out &= ~((1 << (8 - nbits % 8)) - 1)
-    return out.to_bytes(n, "big")
+    return _ctr(aes_key(key), _header(count, bearer, direction), message, nbits)
 
 
 class NasKey:
@@ -94,14 +107,8 @@ class NasKey:
 
     def eia2(self, count: int, bearer: int, direction: int, message: bytes) -> bytes:
         """128-EIA2 (TS 33.401 B.2.3) of ``message``: the 32-bit MAC."""
-        head = ((count << 32) | (bearer << 27) | (direction << 26)).to_bytes(8, "big")
-        return self._state().cmac_bits(head + message, 64 + 8 * len(message))[:4]
+        return _mac(self._state(), _pack(count, bearer, direction), message, 8 * len(message))
 
     def eea2(self, count: int, bearer: int, direction: int, message: bytes) -> bytes:
         """128-EEA2 (TS 33.401 B.1.3) of ``message`` (encrypts and decrypts)."""
-        n = len(message)
-        if n == 0:
-            return b""
-        icb = ((count << 32) | (bearer << 27) | (direction << 26)) << 64
-        ks = self._state().ctr_keystream(icb, n)
-        return (int.from_bytes(message, "big") ^ int.from_bytes(ks, "big")).to_bytes(n, "big")
+        return _ctr(self._state(), _pack(count, bearer, direction), message, 8 * len(message))
