@@ -68,11 +68,6 @@ class Committer:
         """Commit what is queued, then stop writing."""
         raise NotImplementedError
 
-    @property
-    def pending(self) -> int:
-        """Requests queued and not yet committed."""
-        raise NotImplementedError
-
     def _hand_over(self) -> None:
         """Pass what is staged to the writer."""
         raise NotImplementedError
@@ -125,8 +120,6 @@ class GroupCommitter(Committer):
         # writer thread held it (and the GIL), ~6 % of the loop's time in a profile.
         self._queue: queue.SimpleQueue[list[_Item] | None] = queue.SimpleQueue()
         self._carry: list[_Item] = []  # taken from the queue beyond max_batch: the next batch
-        self._handed = 0  # items put on the queue (written by the loop thread only)
-        self._taken = 0  # items taken off it (written by the writer thread only)
         self._thread: threading.Thread | None = None
         self._started = threading.Event()
         self._start_error: BaseException | None = None
@@ -143,16 +136,10 @@ class GroupCommitter(Committer):
         if self._start_error is not None:
             raise self._start_error
 
-    @property
-    def pending(self) -> int:
-        """Requests queued and not yet picked up by the writer."""
-        return self._handed - self._taken + len(self._staged)
-
     def _hand_over(self) -> None:
         staged, self._staged = self._staged, []
         if not staged:
             return
-        self._handed += len(staged)
         self._queue.put(staged)
 
     async def close(self) -> None:
@@ -213,8 +200,8 @@ class GroupCommitter(Committer):
             batch, self._carry = batch[: self._max_batch], batch[self._max_batch :]
         if stop:
             self._queue.put(None)  # seen again once the carry and this batch are committed
-        self._taken += len(batch)
         return batch
+
 
 def commit_batch(store: Store, batch: Sequence[tuple[Sequence[Queued], Any]]) -> list[list[Any] | BaseException]:
     """Apply the batch's store writes in one transaction, then run its vector jobs (each

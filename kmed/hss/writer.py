@@ -122,7 +122,7 @@ class _FrameSplitter:
             (size,) = _LEN.unpack_from(buf, pos)
             if len(buf) - pos - 4 < size:
                 break
-            out.append(marshal.loads(bytes(buf[pos + 4 : pos + 4 + size])))
+            out.append(marshal.loads(buf[pos + 4 : pos + 4 + size]))  # the slice is already a copy
             pos += 4 + size
         del buf[:pos]
         return out
@@ -202,10 +202,6 @@ class ProcessCommitter(Committer):
         transport, _ = await loop.connect_accepted_socket(lambda: _ChildLink(self), parent)
         self._transport = transport
         self._idle.set()
-
-    @property
-    def pending(self) -> int:
-        return len(self._waiting) + len(self._staged) + sum(len(b) for b in self._in_child)
 
     def _hand_over(self) -> None:
         staged, self._staged = self._staged, []

@@ -116,7 +116,7 @@ def test_child_death_fails_what_waits_and_reports(tmp_path: Path) -> None:
         await asyncio.wait_for(ended.wait(), 30)  # the link's end reaches the loop after the exit
         later = await asyncio.gather(pc.submit([SetSqn("001010000000001", 96)]), return_exceptions=True)
         await pc.close()
-        return outcome + later, dead, pc.pending
+        return outcome + later, dead, len(pc._waiting) + len(pc._staged) + sum(map(len, pc._in_child))
 
     outcomes, dead, pending = asyncio.run(run())
     assert all(isinstance(o, CommitFailed) for o in outcomes), outcomes
