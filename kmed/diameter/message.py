@@ -838,10 +838,16 @@ class Message(AvpGroup):
         return int(vendor), int(code)
 
     def result(self) -> tuple[int, int] | None:
-        """``(0, Result-Code)`` or ``(vendor, Experimental-Result-Code)``, or None: feed it to
-        :func:`kmed.diameter.dictionary.result_name` (5001 depends on the vendor)."""
+        """``(vendor, Experimental-Result-Code)`` when the Experimental-Result has both, else
+        ``(0, Result-Code)``, or None: feed it to :func:`kmed.diameter.dictionary.result_name`
+        (5001 depends on the vendor). An answer should carry one of the two (RFC 6733 §7.6);
+        one that carries both is read by its vendor-specific result, as the CNN maps it to an
+        EMM cause (kmed.cnn.s6a)."""
+        er = self.experimental_result()
+        if er is not None:
+            return er
         rc = self.result_code()
-        return (0, rc) if rc is not None else self.experimental_result()
+        return None if rc is None else (0, rc)
 
     # -- changing (a decoded message becomes a built one holding raw copies: nothing is lost)
 

@@ -121,6 +121,12 @@ def test_daemon_answer_labels_never_raise() -> None:
     er = ("Experimental-Result", [("Vendor-Id", d.VENDOR_3GPP), ("Experimental-Result-Code", 5420)])
     assert _answer_labels(answer([er])) == ("hss", "10415:5420")
     assert _answer_labels(answer([])) == ("hss", "none")
+    # An answer carrying both (RFC 6733 wants one): the label and the UE's cause come from
+    # the same one, the vendor-specific result (Message.result).
+    both = codec.decode(codec.encode(answer([("Result-Code", 2001), er])))
+    failed = s6a.read_ula(both)
+    assert _answer_labels(both) == ("hss", "10415:5420")
+    assert isinstance(failed, s6a.S6aFailure) and (failed.vendor, failed.code) == (d.VENDOR_3GPP, 5420)
     req = s6a.build_air("mme;1;2", IMSI, PLMN)
     bad_host = Message.answer_to(req, [("Result-Code", 2001), (264, 0, 0x40, b"\xff\xfe"), ("Origin-Realm", "r")])
     assert _answer_labels(codec.decode(codec.encode(bad_host))) == ("?", "malformed")
