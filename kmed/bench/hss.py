@@ -110,8 +110,8 @@ def start_hss(config: Path, log_path: Path, prefix: list[str] | None = None) -> 
 
 
 def thread_times(pid: int, kids: list[int]) -> dict[str, tuple[float, float]]:
-    """Per thread of a process and of its children ("main", "child PID main", else
-    "[child PID] NAME TID"): seconds on a CPU and seconds runnable but waiting for one, from
+    """Per thread of a process and of its children ("main" or "NAME TID", prefixed with
+    "child PID " for a child's): seconds on a CPU and seconds runnable but waiting for one, from
     /proc/PID/task/*/schedstat. What is neither is time the thread slept: waiting for the GIL,
     for a lock, for I/O, or idle."""
     out: dict[str, tuple[float, float]] = {}

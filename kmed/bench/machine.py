@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -24,9 +25,8 @@ def code_origin() -> str:
 
 
 def load_average() -> str:
-    """The 1, 5 and 15 minute load averages (``/proc/loadavg``), or "?" elsewhere."""
+    """The 1, 5 and 15 minute load averages, or "?" where the system has none."""
     try:
-        with open("/proc/loadavg", encoding="ascii") as f:
-            return " ".join(f.read().split()[:3])
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
     except OSError:
         return "?"

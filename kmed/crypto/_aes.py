@@ -11,7 +11,7 @@ thread (the asyncio daemons do).
 
 from __future__ import annotations
 
-from collections import OrderedDict
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -162,18 +162,5 @@ class AesKey:
         return self.ecb.update(counters)[:nbytes]
 
 
-_CACHE_SIZE = 1024
-_cache: OrderedDict[bytes, AesKey] = OrderedDict()
-
-
-def aes_key(key: bytes) -> AesKey:
-    """The cached :class:`AesKey` for ``key`` (a small LRU, at most 1024 keys)."""
-    entry = _cache.get(key)
-    if entry is None:
-        entry = AesKey(key)
-        _cache[key] = entry
-        if len(_cache) > _CACHE_SIZE:
-            _cache.popitem(last=False)
-    else:
-        _cache.move_to_end(key)
-    return entry
+#: The cached :class:`AesKey` for ``key`` (an LRU of at most 1024 keys).
+aes_key = functools.lru_cache(maxsize=1024)(AesKey)

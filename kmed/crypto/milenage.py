@@ -7,7 +7,7 @@ module-level :func:`milenage` reuses them through a small LRU keyed by K.
 
 from __future__ import annotations
 
-from collections import OrderedDict
+import functools
 from dataclasses import dataclass
 
 from kmed.crypto._aes import new_ecb
@@ -83,21 +83,12 @@ class MilenageKey:
         return (int.from_bytes(enc(blocks), "big") ^ self._opc5).to_bytes(80, "big")
 
 
-_CACHE_SIZE = 1024
-_cache: OrderedDict[tuple[bytes, bytes], MilenageKey] = OrderedDict()
+_cached_key = functools.lru_cache(maxsize=1024)(MilenageKey)
 
 
 def _key(k: bytes, opc: bytes) -> MilenageKey:
     """A :class:`MilenageKey` from a small LRU keyed by (K, OPc)."""
-    key = (octets("k", k, 16), octets("opc", opc, 16))
-    entry = _cache.get(key)
-    if entry is None:
-        entry = _cache[key] = MilenageKey(*key)
-        if len(_cache) > _CACHE_SIZE:
-            _cache.popitem(last=False)
-    else:
-        _cache.move_to_end(key)
-    return entry
+    return _cached_key(octets("k", k, 16), octets("opc", opc, 16))
 
 
 def key(k: bytes, opc: bytes) -> MilenageKey:

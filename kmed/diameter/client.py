@@ -199,11 +199,10 @@ class DiameterClient:
         self._orphans: list[Pending] = []
         self._orphan_timer: asyncio.TimerHandle | None = None
         # RFC 6733 §6.1: what every request needs; added on the wire when the caller left it out
-        fill = node.origin_items
+        destination = [("Destination-Realm", destination_realm)]
         if destination_host is not None:
-            fill.append(("Destination-Host", destination_host))
-        fill.append(("Destination-Realm", destination_realm))
-        self._fill = encoded_avps(fill)
+            destination.insert(0, ("Destination-Host", destination_host))
+        self._fill = {**node.origin_fill, **encoded_avps(destination)}
 
     # -------------------------------------------------------------- lifecycle
 

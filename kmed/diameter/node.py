@@ -79,28 +79,26 @@ class LocalNode:
         self._e2e_high = (self.origin_state_id & 0xFFF) << 20
         self._e2e_low = self.rng.getrandbits(20)
 
-    @property
-    def origin_items(self) -> list[tuple[str, str]]:
+    @functools.cached_property
+    def origin_items(self) -> tuple[tuple[str, str], ...]:
         """Origin-Host and Origin-Realm as message items (RFC 6733 §6.3, §6.4): what every
         message this node originates carries."""
-        return [("Origin-Host", self.origin_host), ("Origin-Realm", self.origin_realm)]
-
-    @functools.cached_property
-    def origin_avps(self) -> bytes:
-        """:attr:`origin_items` encoded. An answer that carries these octets as one of its
-        items is sent as it is; otherwise the peer layer looks for the two AVPs in the encoded
-        answer and adds the missing ones (:attr:`origin_fill`)."""
-        from kmed.diameter.codec import encode_avps
-
-        return encode_avps(self.origin_items)
+        return (("Origin-Host", self.origin_host), ("Origin-Realm", self.origin_realm))
 
     @functools.cached_property
     def origin_fill(self) -> dict[int, bytes]:
-        """:attr:`origin_items` as ``{AVP code: encoded AVP}``, the ``fill`` of
+        """:attr:`origin_items` encoded, as ``{AVP code: encoded AVP}``: the ``fill`` of
         :func:`kmed.diameter.peer.fill_missing`."""
         from kmed.diameter.codec import encoded_avps
 
         return encoded_avps(self.origin_items)
+
+    @functools.cached_property
+    def origin_avps(self) -> bytes:
+        """:attr:`origin_fill`'s AVPs in one piece. An answer that carries these octets as one
+        of its items is sent as it is; otherwise the peer layer looks for the two AVPs in the
+        encoded answer and adds the missing ones."""
+        return b"".join(self.origin_fill.values())
 
     def next_end_to_end(self) -> int:
         """A fresh End-to-End Identifier (RFC 6733 §3), unique over ~4 minutes at 4k/s."""
