@@ -76,6 +76,8 @@ def to_wire(w: Queued) -> tuple[Any, ...]:
 def from_wire(t: tuple[Any, ...] | list[Any]) -> Queued:
     """The inverse of :func:`to_wire`; ValueError for anything else."""
     try:
+        if type(t[0]) is not int or t[0] < 0:
+            raise IndexError(f"tag {t[0]!r}")
         return _TYPES[t[0]](*t[1:])  # type: ignore[no-any-return]
     except (IndexError, TypeError) as exc:
         raise ValueError(f"not a write: {exc}") from None

@@ -83,6 +83,8 @@ class Hss:
     def run(self, req: Message, commit: bool = True) -> tuple[Message, Outcome]:
         """Handle ``req``; commit its writes; the answer the daemon would send, decoded."""
         out = self.h.handle(req, "mme.localdomain")
+        if self.h.defer_vectors and out.reserved is not None:  # a successful AIR
+            assert out.answer is None and isinstance(out.writes[-1], VectorJob), "vectors left to the commit"
         results: list[Any] = []
         if commit and out.writes:
             outcome = commit_batch(self.store, [(out.writes, None)])[0]
@@ -122,3 +124,10 @@ def device(hss: Hss) -> tuple[bytes, bytes]:
     hss.store.add_device(IMEI, "A", public)
     hss.store.allow_pair(IMSI, IMEI)
     return private, public
+
+
+def add_subscribers(store: SqliteStore, count: int) -> list[str]:
+    """``count`` subscribers with the test K and OPc, SQN 0; their IMSIs."""
+    imsis = [f"0010100000{i:05d}" for i in range(count)]
+    store.provision([(i, K, OPC, b"\x80\x00", 0) for i in imsis], [], [])
+    return imsis

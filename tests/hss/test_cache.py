@@ -162,7 +162,8 @@ def test_a_subscriber_read_elsewhere_is_kept_unless_a_write_is_in_flight(store: 
     assert not ReadCache(store, 0).wants(IMSI), "no cache, nothing to read ahead"
 
 
-def test_prefetch_reads_each_missing_imsi_once_per_turn_then_resumes(store: SqliteStore) -> None:
+@pytest.mark.parametrize("cleared", [False, True], ids=["kept", "cleared-meanwhile"])
+def test_prefetch_reads_each_missing_imsi_once_per_turn_then_resumes(store: SqliteStore, cleared: bool) -> None:
     import asyncio
 
     from kmed.hss.prefetch import Prefetch
@@ -171,9 +172,12 @@ def test_prefetch_reads_each_missing_imsi_once_per_turn_then_resumes(store: Sqli
         loop = asyncio.get_running_loop()
         cache = ReadCache(store, 10)
         asked: list[list[str]] = []
+        done: asyncio.Future[None] = loop.create_future()
 
         def read(imsis: list[str], on_rows: Callable[[list[object] | None], None]) -> None:
             asked.append(list(imsis))
+            if cleared:
+                cache.clear()  # SIGHUP while the read is out: its rows may predate a store edit
             loop.call_soon(on_rows, [store.subscriber(i) for i in imsis])
 
         pf = Prefetch(cache, read, loop)  # type: ignore[arg-type]
@@ -181,10 +185,14 @@ def test_prefetch_reads_each_missing_imsi_once_per_turn_then_resumes(store: Sqli
         for name, imsi in (("a", IMSI), ("b", IMSI), ("c", OTHER)):
             assert pf.needs(imsi)
             pf.wait(imsi, lambda name=name: resumed.append(name))  # type: ignore[misc]
-        await asyncio.sleep(0.01)
+        pf.wait(OTHER, lambda: done.set_result(None))  # resumed after "c"
+        await asyncio.wait_for(done, 5)
         return asked, resumed, len(cache)
 
     asked, resumed, cached = asyncio.run(run())
     assert asked == [[IMSI, OTHER]], "one read for the turn, each IMSI once"
     assert resumed == ["a", "b", "c"]
-    assert cached == 1, "the known subscriber is cached; the unknown IMSI is not (misses never are)"
+    if cleared:
+        assert cached == 0, "a read asked for before a clear is not kept after it"
+    else:
+        assert cached == 1, "the known subscriber is cached; the unknown IMSI is not (misses never are)"

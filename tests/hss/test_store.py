@@ -19,18 +19,13 @@ from kmed.hss.files import load_or_create_key
 from kmed.hss.groupcommit import CommitFailed, GroupCommitter
 from kmed.hss.sqlite_store import SqliteStore, sqlite_path
 from kmed.hss.store import Duplicate, NotFound, SetLocation, SetSqn, StoreError, StoreKme, WriteRejected
-from tests.hss.conftest import IMEI, IMSI, OPC, K
+from tests.hss.conftest import IMEI, IMSI, OPC, K, add_subscribers
 
 
 def mode(p: Path) -> int:
     return stat.S_IMODE(os.stat(p).st_mode)
 
 
-def _add_subscribers(store: SqliteStore, count: int) -> list[str]:
-    """``count`` subscribers with the test K and OPc, SQN 0; their IMSIs."""
-    imsis = [f"0010100000{i:05d}" for i in range(count)]
-    store.provision([(i, K, OPC, b"\x80\x00", 0) for i in imsis], [], [])
-    return imsis
 
 def test_schema_versioned_and_migrated_once(tmp_path: Path) -> None:
     path = tmp_path / "db" / "hss.sqlite"
@@ -135,7 +130,7 @@ def test_sqlite_url() -> None:
 def test_group_commit_batches_and_resolves_after_commit(tmp_path: Path) -> None:
     path = tmp_path / "hss.sqlite"
     s = SqliteStore(path)
-    imsis = _add_subscribers(s, 200)
+    imsis = add_subscribers(s, 200)
     s.close()
 
     async def run() -> GroupCommitter:
@@ -164,7 +159,7 @@ def test_group_commit_store_locked_fails_batch_once(tmp_path: Path) -> None:
     batch as a whole (no per-request retries into the same lock), then service resumes."""
     path = tmp_path / "hss.sqlite"
     s = SqliteStore(path)
-    imsis = _add_subscribers(s, 10)
+    imsis = add_subscribers(s, 10)
     s.close()
     admin = sqlite3.connect(path, isolation_level=None)
     admin.execute("BEGIN IMMEDIATE")
@@ -199,7 +194,7 @@ def test_group_commit_callbacks_run_on_the_loop_after_commit(tmp_path: Path) -> 
 
     path = tmp_path / "hss.sqlite"
     s = SqliteStore(path)
-    imsis = _add_subscribers(s, 50)
+    imsis = add_subscribers(s, 50)
     s.close()
     loop_thread = threading.get_ident()
     got: dict[int, Any] = {}
@@ -245,7 +240,7 @@ def test_group_commit_hands_over_within_a_loop_iteration(tmp_path: Path) -> None
 
     path = tmp_path / "hss.sqlite"
     s = SqliteStore(path)
-    imsis = _add_subscribers(s, 20)
+    imsis = add_subscribers(s, 20)
     s.close()
     applying = threading.Event()
     sizes: list[int] = []
@@ -274,7 +269,7 @@ def test_apply_sets_every_sqn_of_a_large_batch_last_write_winning(tmp_path: Path
     """SQN updates are grouped into padded multi-row statements: sizes on and off the padding
     steps, over the 64-row chunk, and an IMSI written twice (the later value wins)."""
     s = SqliteStore(tmp_path / "hss.sqlite")
-    imsis = _add_subscribers(s, 700)
+    imsis = add_subscribers(s, 700)
     expected = dict.fromkeys(imsis, 0)
     for n in (1, 3, 16, 17, 513, 700):
         writes = [SetSqn(imsi, 1000 * n + i) for i, imsi in enumerate(imsis[:n])]
@@ -289,7 +284,7 @@ def test_apply_sets_every_sqn_of_a_large_batch_last_write_winning(tmp_path: Path
 
 def test_apply_upserts_locations_of_a_batch_last_ulr_winning(tmp_path: Path) -> None:
     s = SqliteStore(tmp_path / "hss.sqlite")
-    imsis = _add_subscribers(s, 70)
+    imsis = add_subscribers(s, 70)
     first = [SetLocation(imsi, f"mme{n}", "r", b"\x00\xf1\x10", 1004, None, None, n) for n, imsi in enumerate(imsis)]
     again = [SetLocation(imsis[3], "mme-late", "r2", b"\x00\xf1\x20", 1004, IMEI, "01", 999)]
     assert s.apply(first + again) == [True] * 71

@@ -119,12 +119,14 @@ def test_capabilities_exchange_is_counted_on_both_sides(lab: Lab) -> None:
     the HSS counts the CER it received and the CEA it sent, the CNN the CER it sent (to the
     transport address: the HSS's name is known only from the CEA) and the CEA it received."""
     h, c = hss(lab), cnn(lab)
-    # The lab is shared by the module: a test that restarts the CNN adds a CER on both sides.
+    # The lab is shared by the module and a daemon restarted by another test starts its
+    # counters again: each side is checked against itself.
     received = h['kmed_diameter_requests_total{command="CER",peer="mme.localdomain"}']
     assert received >= 1
     assert h['kmed_diameter_answers_total{command="CER",result_code="2001"}'] == received
-    assert c[f'kmed_diameter_requests_total{{command="CER",peer="tcp://{HOST}:{lab.hss_port}"}}'] == received
-    assert c['kmed_diameter_answers_total{command="CER",result_code="2001"}'] == received
+    sent = c[f'kmed_diameter_requests_total{{command="CER",peer="tcp://{HOST}:{lab.hss_port}"}}']
+    assert sent >= 1
+    assert c['kmed_diameter_answers_total{command="CER",result_code="2001"}'] == sent
 
 
 def test_peer_states_follow_the_connection(lab: Lab) -> None:
