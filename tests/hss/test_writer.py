@@ -264,3 +264,25 @@ def test_reads_pending_at_close_are_answered(tmp_path: Path) -> None:
     rows = asyncio.run(run())
     # close() fails the reads still out before it yields: answered None (read elsewhere), not left waiting
     assert rows is None
+
+
+def test_the_child_ignores_sigterm_and_sigint(tmp_path: Path) -> None:
+    """systemd and a terminal signal the HSS's whole process group: the child must outlive
+    those signals (the parent decides when writing ends) and keep committing."""
+    path = _store(tmp_path)
+
+    async def run() -> tuple[list[object], int | None]:
+        pc = ProcessCommitter((str(path), "full", 5.0))
+        await pc.open()
+        assert pc._proc is not None
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            os.kill(pc._proc.pid, sig)
+        await asyncio.sleep(0.2)
+        alive = pc._proc.poll()
+        result = await pc.submit([SetSqn("001010000000001", 160)])
+        await pc.close()
+        return result, alive
+
+    result, alive = asyncio.run(run())
+    assert alive is None and result == [True]
+    assert _sqn(path, "001010000000001") == 160
