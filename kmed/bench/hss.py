@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import random
 import shutil
@@ -314,7 +315,10 @@ def main(argv: list[str]) -> int:
               f"({args.subscribers / took:,.0f} per s)")
     log_path = root / "hss.log"
     callgrind = Callgrind() if args.callgrind else None
+    log_from = log_path.stat().st_size if log_path.exists() else 0  # this run's lines only
+    started = time.monotonic()
     proc = start_hss(config, log_path, callgrind.prefix() if callgrind else None)
+    ready_s = time.monotonic() - started
     if callgrind is not None:
         callgrind.pid = proc.pid  # valgrind runs the program in its own process
     try:
@@ -334,22 +338,27 @@ def main(argv: list[str]) -> int:
     client = run.client
     rate = run.requests / run.elapsed
     batches = ""
-    for line in log_path.read_text(errors="replace").splitlines()[::-1]:
+    warmed = ""
+    with log_path.open("rb") as f:
+        f.seek(log_from)
+        lines = f.read().decode(errors="replace").splitlines()
+    for line in lines:
+        if '"hss_cache_warmed"' in line:
+            ev = json.loads(line)
+            warmed = f", read cache warmed with {ev['subscribers']:,} subscribers in {ev['seconds']:.1f} s"
         if '"hss_stopped"' in line:
-            import json
-
             ev = json.loads(line)
             batches = f"; {ev['committed'] / max(1, ev['batches']):.1f} requests per commit (whole run)"
             if "cache_hits" in ev:
                 looked = max(1, ev["cache_hits"] + ev["cache_misses"])
                 batches += f"; read cache hits {100 * ev['cache_hits'] / looked:.0f}%"
-            break
     cache = "default" if args.cache is None else args.cache
     active = "" if args.active is None else f" (AIRs for the first {len(imsis)} only)"
     print(f"kmed bench hss: AIR/AIA, 1 vector, {args.inflight} in flight, {args.subscribers} subscribers{active}, "
           f"HSS log level {args.log_level}, read cache {cache}, writer {args.writer or 'default'}; "
           f"{os.cpu_count()} CPUs, load average {load_average()}")
     print(f"  code {code_origin()}")
+    print(f"  HSS ready in {ready_s:.1f} s{warmed}")
     print(f"  {run.requests} answers in {run.elapsed:.2f} s = {rate:,.0f} per s; failed {client.failed}")
     print(f"  latency p50 {pct(client.lat, 50):.2f} ms, p99 {pct(client.lat, 99):.2f} ms, "
           f"max {max(client.lat) * 1000:.2f} ms")

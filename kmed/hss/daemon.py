@@ -15,8 +15,9 @@ import contextlib
 import gc
 import os
 import signal
+import sqlite3
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from functools import partial
 from pathlib import Path
 from typing import Any, TextIO
@@ -37,6 +38,7 @@ from kmed.hss.s6a import SUCCESS_NAME, HssPolicy, Outcome, S6aHandlers, is_imsi
 from kmed.hss.sqlite_store import SqliteStore, sqlite_path
 from kmed.hss.store import StoreError
 from kmed.hss.token import KEY_LEN
+from kmed.hss.warm import warm
 from kmed.hss.writer import ProcessCommitter
 
 _SUCCESS_LABEL = str(d.DIAMETER_SUCCESS)
@@ -302,6 +304,8 @@ async def serve(config_path: str, conf: dict[str, Any]) -> int:
         host, port = conf["metrics"]["listen"]
         metrics_server = await km.start_metrics_server(host, port, registry)
     service = HssService(handlers, committer, hss["max_pending"], metrics, cache, prefetch)
+    if hss["cache_warm"]:
+        await warm_cache(cache, reader)
     node = LocalNode(dia["origin_host"], dia["origin_realm"], product_name="kmed-hss")
     if metrics is not None:  # CER, DWR, DPR received and their answers (docs/metrics.md)
         node.base_message_hook = km.base_message_counter(metrics, server=True)
@@ -317,7 +321,14 @@ async def serve(config_path: str, conf: dict[str, Any]) -> int:
         _log_stream[0].attach(loop)
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, lambda: _reload(config_path, server, service))
+    warming: list[asyncio.Task[None]] = []
+
+    def rewarm() -> None:
+        """After SIGHUP's clear: warm the cache again while serving (the last warm-up stops)."""
+        if hss["cache_warm"]:
+            warming[:] = [asyncio.ensure_future(warm_cache(cache, reader, freeze=True))]
+
+    loop.add_signal_handler(signal.SIGHUP, lambda: _reload(config_path, server, service, rewarm))
     try:
         await server.start()
     except OSError as exc:
@@ -349,6 +360,8 @@ async def serve(config_path: str, conf: dict[str, Any]) -> int:
         peer_timer.cancel()
     log.info("hss_stopping")
     t0 = time.monotonic()
+    for task in warming:
+        task.cancel()
     await server.stop(STOP_DEADLINE_S)
     await committer.close()
     reader.close()
@@ -364,7 +377,24 @@ async def serve(config_path: str, conf: dict[str, Any]) -> int:
     return status
 
 
-def _reload(config_path: str, server: Any, service: HssService) -> None:
+async def warm_cache(cache: ReadCache, reader: SqliteStore, freeze: bool = False) -> None:
+    """Fill ``cache`` from the store (kmed.hss.warm) and log how it went; a store error leaves
+    the cache to fill on demand. ``freeze``: then move what is loaded out of the collector's
+    sight, as start-up does (the start-up's own freeze comes later, in :func:`serve`)."""
+    log = klog.get("hss")
+    t0 = time.monotonic()
+    try:
+        read, finished = await warm(cache, reader.subscribers_after)
+    except (sqlite3.Error, StoreError) as exc:
+        log.error("hss_cache_warm_failed", error=str(exc), subscribers=len(cache))
+        return
+    if freeze and finished:
+        gc.freeze()
+    log.info("hss_cache_warmed", subscribers=len(cache), read=read, capacity=cache.capacity,
+             seconds=round(time.monotonic() - t0, 3), overtaken=not finished)
+
+
+def _reload(config_path: str, server: Any, service: HssService, rewarm: Callable[[], None]) -> None:
     """SIGHUP: re-read the configuration; apply allowed_peers and the log settings."""
     systemd.reloading()
     try:
@@ -380,6 +410,7 @@ def _reload(config_path: str, server: Any, service: HssService) -> None:
         server.reload_allowed_peers(conf["diameter"]["allowed_peers"])
         if service.cache is not None:
             service.cache.clear()  # store edits made by other means than kmed admin (docs/hss.md)
+            rewarm()
         service.log.info("hss_reloaded", allowed_peers=conf["diameter"]["allowed_peers"])
     systemd.ready()
 

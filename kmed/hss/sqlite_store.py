@@ -99,6 +99,17 @@ class SqliteStore:
         kme = None if row[4] is None else StoredKme(row[4], row[5], row[6], row[7])
         return Subscriber(imsi, row[0], row[1], row[2], row[3], kme)
 
+    def subscribers_after(self, imsi: str, limit: int) -> list[Subscriber]:
+        # One AMF object per value: a million subscribers mostly share one (35 octets each).
+        amfs: dict[bytes, bytes] = {}
+        rows = self._db.execute(
+            "SELECT s.imsi, s.k, s.opc, s.amf, s.sqn, m.kme, m.imei, m.issued_at, m.stored_at"
+            " FROM subscribers s LEFT JOIN kmes m ON m.imsi = s.imsi WHERE s.imsi > ? ORDER BY s.imsi LIMIT ?",
+            (imsi, limit),
+        ).fetchall()
+        return [Subscriber(r[0], r[1], r[2], amfs.setdefault(r[3], r[3]), r[4],
+                           None if r[5] is None else StoredKme(r[5], r[6], r[7], r[8])) for r in rows]
+
     def device(self, imei: str) -> Device | None:
         row = self._db.execute("SELECT profile, public_key FROM devices WHERE imei = ?", (imei,)).fetchone()
         return None if row is None else Device(imei, row[0], row[1])

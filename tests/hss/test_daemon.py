@@ -389,3 +389,37 @@ def test_writer_process_ends_with_the_hss_and_its_death_stops_the_hss(tmp_path: 
         assert b.result() == (0, d.DIAMETER_SUCCESS)
     finally:
         h.kill()
+
+
+def _events(log: Path, name: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in log.read_text().splitlines() if f'"{name}"' in line]
+
+
+def test_cache_warmed_at_start_and_after_sighup(tmp_path: Path) -> None:
+    """docs/hss.md "Read cache": the subscribers are in memory before READY=1, so the AIRs
+    only hit; a SIGHUP empties the cache and warms it again while serving."""
+    h = HssProcess(tmp_path / "w", store_extra='writer = "process"')
+    others = [f"00101000000010{i}" for i in range(3)]
+    for imsi in (IMSI, *others):
+        h.provision_subscriber(imsi, sqn=64)
+    h.start()
+    try:
+        (warmed,) = _events(h.log, "hss_cache_warmed")
+        assert (warmed["subscribers"], warmed["read"], warmed["overtaken"]) == (4, 4, False)
+        answers = talk(h.port, *[air(imsi) for imsi in (IMSI, *others, IMSI)])
+        sqns = [sqn_of(a) for a in answers]
+        assert all(s >> 5 == 3 for s in sqns[:4]) and sqns[4] >> 5 == 4  # SEQ_HE 2 (sqn 64) + 1, + 2
+        assert h.proc is not None
+        h.proc.send_signal(1)
+        for _ in range(100):
+            if len(_events(h.log, "hss_cache_warmed")) == 2:
+                break
+            time.sleep(0.1)
+        assert _events(h.log, "hss_cache_warmed")[1]["subscribers"] == 4
+        (after,) = talk(h.port, air(IMSI))
+        assert sqn_of(after) >> 5 == 5  # the committed SQN, read again by the second warm-up
+        assert h.stop() == 0
+        (stopped,) = _events(h.log, "hss_stopped")
+        assert (stopped["cache_hits"], stopped["cache_misses"], stopped["read_ahead"]) == (6, 0, 0)
+    finally:
+        h.kill()
