@@ -53,6 +53,7 @@ class SqliteStore:
         busy_timeout_s: float = 10.0,
         migrate: bool = True,
         mmap_mb: int = 1024,
+        autocheckpoint: bool = True,
     ) -> None:
         if synchronous not in SYNCHRONOUS:
             raise ValueError(f"synchronous must be one of {SYNCHRONOUS}")
@@ -75,6 +76,8 @@ class SqliteStore:
             db.execute("PRAGMA foreign_keys = ON")
             db.execute(f"PRAGMA mmap_size = {mmap_mb * 1024 * 1024}")
             db.execute("PRAGMA temp_store = MEMORY")  # UPDATE ... FROM's work tables: no temp files
+            if not autocheckpoint:  # another connection checkpoints (kmed.hss.checkpoint)
+                db.execute("PRAGMA wal_autocheckpoint = 0")
             if migrate:
                 migrations.migrate(db)
         for suffix in ("-wal", "-shm"):
@@ -120,6 +123,12 @@ class SqliteStore:
 
     def pairs_version(self) -> int:
         return int(self._db.execute("SELECT n FROM pairs_version").fetchone()[0])
+
+    def checkpoint(self) -> tuple[int, int, int]:
+        """``PRAGMA wal_checkpoint(PASSIVE)``: (1 if it could not run, frames in the WAL, frames
+        copied into the database file), as SQLite reports them (-1, -1 outside WAL mode)."""
+        busy, frames, copied = self._db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        return int(busy), int(frames), int(copied)
 
     # --- group-committed writes ---------------------------------------------------------
 

@@ -31,6 +31,10 @@ frame a 4-octet length and a marshalled value:
    with 27 requests per commit; two 9,002 and 8,827 with 19; four 8,539 and 8,978 with 16).
    Meanwhile new requests queue up and form the next batch.
 
+The child checkpoints the WAL in a thread of its own (:mod:`kmed.hss.checkpoint`), not inside
+the commits, and catches the WAL up before a transaction when the thread asks, so that the WAL
+starts over.
+
 The child ignores SIGINT and SIGTERM (systemd and a terminal signal the whole group: the parent
 decides when writing ends) and exits when the socket closes, so it also ends with a parent
 that was killed. If the child ends, every request waiting for it fails with
@@ -50,8 +54,10 @@ import struct
 import subprocess
 import sys
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
+from kmed.hss.checkpoint import Checkpointer
 from kmed.hss.groupcommit import CommitFailed, Committer, Queued, _Item, _resolve, commit_batch
 from kmed.hss.store import AuditKme, SetLocation, SetSqn, Store, StoredKme, StoreError, StoreKme, Subscriber
 from kmed.hss.vectors import VectorJob
@@ -320,7 +326,8 @@ def _recv_blocking(sock: socket.socket) -> Any:
             return frames[0]
 
 
-def _serve(store: Store, frames: list[Any], send: Callable[[bytes], object]) -> None:
+def _serve(store: Store, frames: list[Any], send: Callable[[bytes], object],
+           checkpointer: Checkpointer | None = None) -> None:
     """Answer ``frames`` (all that arrived together) with ``send``: the reads first, then the
     batches, in their order, committed in one transaction (when the child falls behind,
     commits grow by themselves: one fsync for all). The reads are answered before that
@@ -335,7 +342,11 @@ def _serve(store: Store, frames: list[Any], send: Callable[[bytes], object]) -> 
     if not batches:
         return
     items = [([from_wire(t) for t in writes], None) for body in batches for writes in body]
+    if checkpointer is not None:
+        checkpointer.before_write()
     outcomes = commit_batch(store, items)
+    if checkpointer is not None:
+        checkpointer.committed()
     replies: list[bytes] = []
     done = 0
     for body in batches:
@@ -367,7 +378,14 @@ def child_main(fd: int) -> int:
         return 0
     try:
         path, synchronous, busy = spec
-        store = SqliteStore(str(path), synchronous=str(synchronous), busy_timeout_s=float(busy), migrate=False)
+
+        def open_store(autocheckpoint: bool) -> SqliteStore:
+            return SqliteStore(str(path), synchronous=str(synchronous), busy_timeout_s=float(busy), migrate=False,
+                               autocheckpoint=autocheckpoint)
+
+        store = open_store(False)
+        checkpointer = Checkpointer(partial(open_store, True), store)
+        checkpointer.start()
     except Exception as exc:  # reported to the parent's start
         sock.sendall(_frame(f"{type(exc).__name__}: {exc}"))
         return 1
@@ -378,10 +396,11 @@ def child_main(fd: int) -> int:
             chunk = sock.recv(1 << 20)
             if not chunk:
                 return 0
-            _serve(store, splitter.feed(chunk), sock.sendall)
+            _serve(store, splitter.feed(chunk), sock.sendall, checkpointer)
     except (BrokenPipeError, ConnectionResetError):
         return 0  # the parent is gone: nothing waits for an answer
     finally:
+        checkpointer.stop()
         store.close()
 
 

@@ -1,0 +1,121 @@
+"""WAL checkpoints beside the writer, off its commit path (docs/hss.md, "Durability").
+
+SQLite copies the WAL back into the database file ("checkpoint") by default inside the COMMIT
+that takes the WAL past 1,000 frames: that commit then also copies up to 1,000 pages and
+fsyncs the database file. With traffic spread over a million subscribers each AIR dirties a
+page of its own, so such a checkpoint writes ~1,000 pages scattered over the file: 15–42 ms
+instead of the usual ~1 ms, once every ~55 commits, while every request in flight waits
+(`kmed bench hss --subscribers 1000000`: with no checkpoint during the run, 8,100–9,200
+answers/s and p99 12.5 ms against 7,700–8,400 and 24–26 ms; session 5).
+
+:class:`Checkpointer` runs ``PRAGMA wal_checkpoint(PASSIVE)`` on a connection of its own, in a
+thread of the writer child (SQLite releases the GIL meanwhile, and a PASSIVE checkpoint takes
+no lock the writer needs), at most every ``interval_s`` while commits come; the writer's own
+connection has ``wal_autocheckpoint = 0``. Both connections have the store's ``synchronous``
+setting, so a checkpoint syncs the WAL before copying and the database file after.
+
+Starting the WAL over. SQLite restarts the WAL from its beginning when a writer begins a
+transaction after a checkpoint has copied all of it (and no reader still reads an older part).
+With a checkpointer running beside steady commits that moment rarely comes by itself (session
+4 saw the WAL reach ~40,000 frames in 20 s). So once a pass finds more than ``restart_frames``
+frames in the WAL, the thread stops and leaves the rest to the writer: before its next
+transaction the writer checkpoints on its own connection (:meth:`before_write`), which copies
+only the frames committed since the thread's last pass, and its transaction then starts the
+WAL over. It never waits for readers (session 4's ``RESTART`` did, holding every commit back
+behind a long reader): with a reader in the WAL the writer's catch-up is simply tried again
+before a later transaction, and the WAL grows meanwhile as it would with SQLite's own
+checkpoints.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Protocol
+
+
+class Checkpointing(Protocol):
+    """A store connection that can checkpoint (:class:`kmed.hss.sqlite_store.SqliteStore`)."""
+
+    def checkpoint(self) -> tuple[int, int, int]: ...
+
+    def close(self) -> None: ...
+
+
+class Checkpointer:
+    """PASSIVE checkpoints on ``open_store()``'s connection in a thread, and the catch-ups of
+    the ``writer``'s connection (module doc)."""
+
+    def __init__(self, open_store: Callable[[], Checkpointing], writer: Checkpointing, interval_s: float = 0.1,
+                 restart_frames: int = 10_000) -> None:
+        self._open_store = open_store
+        self._writer = writer
+        self.interval_s = interval_s
+        self.restart_frames = restart_frames
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        #: set by the thread when the WAL should start over: the writer catches up, then clears it
+        self._catch_up = threading.Event()
+        self._thread: threading.Thread | None = None
+        #: statistics: passes of the thread, the WAL's frames at the last, the writer's catch-ups, the last error
+        self.runs = 0
+        self.frames = 0
+        self.catch_ups = 0
+        self.error: str | None = None
+
+    def start(self) -> None:
+        """Open the connection (raises if it cannot) and start the thread."""
+        store = self._open_store()
+        self._thread = threading.Thread(target=self._run, args=(store,), name="kmed-hss-checkpoint", daemon=True)
+        self._thread.start()
+
+    def committed(self) -> None:
+        """The writer committed a transaction: the WAL has grown (cheap: sets an event)."""
+        self._wake.set()
+
+    def before_write(self) -> None:
+        """Called by the writer before each transaction: when the thread asked for it, copy the
+        rest of the WAL on the writer's connection so that the transaction starts it over."""
+        if not self._catch_up.is_set():
+            return
+        try:
+            busy, frames, copied = self._writer.checkpoint()
+        except Exception as exc:  # the commit goes on; the WAL starts over another time
+            self.error = f"{type(exc).__name__}: {exc}"
+            return
+        if busy or copied < frames:  # a reader is still in the WAL: try again before the next one
+            return
+        self.catch_ups += 1
+        self._catch_up.clear()
+        self._wake.set()  # the thread resumes its passes
+
+    def stop(self) -> None:
+        """End the thread (its pass in progress finishes first)."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def _run(self, store: Checkpointing) -> None:
+        try:
+            while not self._stop.is_set():
+                self._wake.wait()
+                # Let the WAL gather frames: fewer, larger checkpoints (one database fsync
+                # each, and a page written twice meanwhile is copied once).
+                self._stop.wait(self.interval_s)
+                self._wake.clear()
+                if not self._catch_up.is_set():
+                    self._pass(store)
+        finally:
+            store.close()
+
+    def _pass(self, store: Checkpointing) -> None:
+        try:
+            _, frames, _ = store.checkpoint()
+        except Exception as exc:  # the next commit wakes us again; the writer is not affected
+            self.error = f"{type(exc).__name__}: {exc}"
+            return
+        self.runs += 1
+        self.frames = frames
+        if frames > self.restart_frames:
+            self._catch_up.set()
