@@ -83,6 +83,15 @@ def status(text: str) -> bool:
     return notify("STATUS=" + _one_line(text))
 
 
+def extend_timeout(seconds: float, status_text: str | None = None) -> bool:
+    """Ask for ``seconds`` more before the start-up (or stop) counts as failed
+    (``EXTEND_TIMEOUT_USEC``, systemd 236+), optionally with a STATUS line."""
+    state = f"EXTEND_TIMEOUT_USEC={int(seconds * 1_000_000)}"
+    if status_text:
+        state += "\nSTATUS=" + _one_line(status_text)
+    return notify(state)
+
+
 def _one_line(text: str) -> str:
     return " ".join(text.splitlines())
 

@@ -73,6 +73,8 @@ def test_status_stopping_reloading(path_socket: tuple[socket.socket, str], monke
     assert sock.recv(4096) == b"RELOADING=1"
     assert systemd.stopping()
     assert sock.recv(4096) == b"STOPPING=1"
+    assert systemd.extend_timeout(10.0, "warming the read cache")
+    assert sock.recv(4096) == b"EXTEND_TIMEOUT_USEC=10000000\nSTATUS=warming the read cache"
 
 
 def test_notify_env_mapping_overrides_environ(path_socket: tuple[socket.socket, str]) -> None:

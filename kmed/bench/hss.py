@@ -345,7 +345,7 @@ def main(argv: list[str]) -> int:
     for line in lines:
         if '"hss_cache_warmed"' in line:
             ev = json.loads(line)
-            warmed = f", read cache warmed with {ev['subscribers']:,} subscribers in {ev['seconds']:.1f} s"
+            warmed = f", read cache warmed with {ev['cached']:,} subscribers in {ev['seconds']:.1f} s"
         if '"hss_stopped"' in line:
             ev = json.loads(line)
             batches = f"; {ev['committed'] / max(1, ev['batches']):.1f} requests per commit (whole run)"

@@ -125,17 +125,19 @@ class ReadCache:
         """Whether a subscriber read for ``imsi`` would miss and its result could be kept."""
         return bool(self.capacity) and imsi not in self._subs and imsi not in self._in_flight
 
-    def load(self, sub: Subscriber, generation: int) -> None:
+    def load(self, sub: Subscriber, generation: int) -> bool:
         """Keep ``sub``, read by another connection that had committed every write of its IMSI
         when the read was asked for (the store writer child, asked only while :meth:`wants`;
         kmed.hss.prefetch) at ``generation``: kept only if its IMSI has no write in flight now
         (a later write would make it stale), it is not cached already, and the cache was not
         cleared since the read was asked for (SIGHUP after an edit of the store by other means:
-        the row may predate the edit)."""
+        the row may predate the edit). Returns whether it was kept."""
         imsi = sub.imsi
         if self.capacity and generation == self.generation and imsi not in self._in_flight \
                 and imsi not in self._subs:
             _put(self._subs, imsi, sub, self.capacity)
+            return True
+        return False
 
     def _next_turn(self) -> None:
         self._turn_checked = False

@@ -10,21 +10,26 @@ answers/s and p99 12.5 ms against 7,700–8,400 and 24–26 ms; session 5).
 
 :class:`Checkpointer` runs ``PRAGMA wal_checkpoint(PASSIVE)`` on a connection of its own, in a
 thread of the writer child (SQLite releases the GIL meanwhile, and a PASSIVE checkpoint takes
-no lock the writer needs), at most every ``interval_s`` while commits come; the writer's own
-connection has ``wal_autocheckpoint = 0``. Both connections have the store's ``synchronous``
+only brief locks, never the writer's), at most every ``interval_s`` while commits come; the
+writer's own connection checkpoints only as a backstop (below). Both connections have the store's ``synchronous``
 setting, so a checkpoint syncs the WAL before copying and the database file after.
 
 Starting the WAL over. SQLite restarts the WAL from its beginning when a writer begins a
 transaction after a checkpoint has copied all of it (and no reader still reads an older part).
 With a checkpointer running beside steady commits that moment rarely comes by itself (session
-4 saw the WAL reach ~40,000 frames in 20 s). So once a pass finds more than ``restart_frames``
-frames in the WAL, the thread stops and leaves the rest to the writer: before its next
+4 saw the WAL reach ~40,000 frames in 20 s). So once the WAL holds more than
+``restart_frames`` frames and a pass copied all of it, the thread runs passes back to back
+until one had little left to copy (at most ``settle_frames`` new frames: those committed
+during the pass before), then pauses and leaves the rest to the writer: before its next
 transaction the writer checkpoints on its own connection (:meth:`before_write`), which copies
-only the frames committed since the thread's last pass, and its transaction then starts the
-WAL over. It never waits for readers (session 4's ``RESTART`` did, holding every commit back
-behind a long reader): with a reader in the WAL the writer's catch-up is simply tried again
-before a later transaction, and the WAL grows meanwhile as it would with SQLite's own
-checkpoints.
+only the frames committed since that short pass, and its transaction starts the WAL over.
+Whatever the catch-up's outcome the thread then resumes. Nothing waits for readers (session
+4's ``RESTART`` did, holding every commit back behind a long reader): while a reader keeps
+part of the WAL, passes are incomplete, no catch-up is asked for, and the WAL grows as with
+SQLite's own checkpoints; the thread copies the backlog once the reader has gone. The WAL
+file keeps the size it reached (SQLite reuses it from the start). The writer's connection
+keeps SQLite's automatic checkpoint at a high mark (``BACKSTOP_FRAMES``) should the thread
+fail, and errors are reported through ``report`` (the child writes them to its stderr).
 """
 
 from __future__ import annotations
@@ -32,6 +37,10 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from typing import Protocol
+
+#: The writer connection's ``wal_autocheckpoint``: SQLite's own checkpoint, inside a COMMIT,
+#: only if the WAL got this long anyway (the thread failing, a reader holding the WAL).
+BACKSTOP_FRAMES = 40_000
 
 
 class Checkpointing(Protocol):
@@ -47,11 +56,15 @@ class Checkpointer:
     the ``writer``'s connection (module doc)."""
 
     def __init__(self, open_store: Callable[[], Checkpointing], writer: Checkpointing, interval_s: float = 0.1,
-                 restart_frames: int = 10_000) -> None:
+                 restart_frames: int = 10_000, settle_frames: int = 256,
+                 report: Callable[[str], None] | None = None) -> None:
         self._open_store = open_store
         self._writer = writer
         self.interval_s = interval_s
         self.restart_frames = restart_frames
+        self.settle_frames = settle_frames
+        self._report = report
+        self._copied = 0  # frames copied when the last pass ended (to tell what a pass copied)
         self._wake = threading.Event()
         self._stop = threading.Event()
         #: set by the thread when the WAL should start over: the writer catches up, then clears it
@@ -81,16 +94,15 @@ class Checkpointer:
         try:
             busy, frames, copied = self._writer.checkpoint()
         except Exception as exc:  # the commit goes on; the WAL starts over another time
-            self.error = f"{type(exc).__name__}: {exc}"
-            return
-        if busy or copied < frames:  # a reader is still in the WAL: try again before the next one
-            return
-        self.catch_ups += 1
+            self._failed(exc)
+        else:
+            if not busy and copied >= frames:  # else a reader came in: the thread asks again later
+                self.catch_ups += 1
         self._catch_up.clear()
         self._wake.set()  # the thread resumes its passes
 
     def stop(self) -> None:
-        """End the thread (its pass in progress finishes first)."""
+        """End the thread (after its pass in progress, and one more if commits came since)."""
         self._stop.set()
         self._wake.set()
         if self._thread is not None:
@@ -110,12 +122,26 @@ class Checkpointer:
             store.close()
 
     def _pass(self, store: Checkpointing) -> None:
-        try:
-            _, frames, _ = store.checkpoint()
-        except Exception as exc:  # the next commit wakes us again; the writer is not affected
-            self.error = f"{type(exc).__name__}: {exc}"
-            return
-        self.runs += 1
-        self.frames = frames
-        if frames > self.restart_frames:
-            self._catch_up.set()
+        """One pass, then more back to back while the WAL is long and fully copied, until one
+        had little to copy: then the writer is asked to catch up (module doc)."""
+        for _ in range(8):
+            try:
+                busy, frames, copied = store.checkpoint()
+            except Exception as exc:  # the next commit wakes us again; the writer is not affected
+                self._failed(exc)
+                return
+            self.runs += 1
+            self.frames = frames
+            new = copied - self._copied if copied >= self._copied else copied  # the WAL started over meanwhile
+            self._copied = copied
+            if busy or copied < frames or frames <= self.restart_frames:
+                return  # a reader holds part of the WAL, or it is not long yet
+            if new <= self.settle_frames:
+                break
+        self._catch_up.set()
+
+    def _failed(self, exc: Exception) -> None:
+        error = f"{type(exc).__name__}: {exc}"
+        if error != self.error and self._report is not None:
+            self._report(error)  # each new error once
+        self.error = error

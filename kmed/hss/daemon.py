@@ -1,11 +1,12 @@
 """``kmed hss --config FILE``: the HSS daemon (asyncio edge around the sans-I/O handlers).
 
 Start: configuration validated (exit 2 naming the file and key), store opened and migrated,
-token key loaded or created (mode 0600), group-commit writer started, Diameter server
-listening, then systemd ``READY=1``. Each S6a request: handlers compute the answer and the
-writes; the answer is sent once the writes are committed (docs/hss.md, "Durability").
-SIGTERM/SIGINT: stop accepting, let in-flight requests finish, DPR every peer, commit what
-is queued, exit 0. SIGHUP: reload ``allowed_peers`` and the log settings.
+token key loaded or created (mode 0600), group-commit writer started, read cache warmed
+with the subscribers (kmed.hss.warm), Diameter server listening, then systemd ``READY=1``.
+Each S6a request: handlers compute the answer and the writes; the answer is sent once the
+writes are committed (docs/hss.md, "Durability"). SIGTERM/SIGINT: stop accepting, let
+in-flight requests finish, DPR every peer, commit what is queued, exit 0. SIGHUP: reload
+``allowed_peers`` and the log settings, empty the read cache and warm it again.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import contextlib
 import gc
 import os
 import signal
-import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 from functools import partial
@@ -304,8 +304,6 @@ async def serve(config_path: str, conf: dict[str, Any]) -> int:
         host, port = conf["metrics"]["listen"]
         metrics_server = await km.start_metrics_server(host, port, registry)
     service = HssService(handlers, committer, hss["max_pending"], metrics, cache, prefetch)
-    if hss["cache_warm"]:
-        await warm_cache(cache, reader)
     node = LocalNode(dia["origin_host"], dia["origin_realm"], product_name="kmed-hss")
     if metrics is not None:  # CER, DWR, DPR received and their answers (docs/metrics.md)
         node.base_message_hook = km.base_message_counter(metrics, server=True)
@@ -325,10 +323,18 @@ async def serve(config_path: str, conf: dict[str, Any]) -> int:
 
     def rewarm() -> None:
         """After SIGHUP's clear: warm the cache again while serving (the last warm-up stops)."""
+        for task in warming:
+            task.cancel()
         if hss["cache_warm"]:
-            warming[:] = [asyncio.ensure_future(warm_cache(cache, reader, freeze=True))]
+            warming[:] = [asyncio.ensure_future(warm_cache(cache, reader, cache.generation, freeze=True))]
 
     loop.add_signal_handler(signal.SIGHUP, lambda: _reload(config_path, server, service, rewarm))
+    if hss["cache_warm"]:  # before READY=1; SIGTERM meanwhile stops it, SIGHUP starts it over
+        starting = asyncio.ensure_future(warm_cache(cache, reader, cache.generation, starting=True))
+        stopping = asyncio.ensure_future(stop.wait())
+        await asyncio.wait((starting, stopping), return_when=asyncio.FIRST_COMPLETED)
+        starting.cancel()
+        stopping.cancel()
     try:
         await server.start()
     except OSError as exc:
@@ -360,6 +366,7 @@ async def serve(config_path: str, conf: dict[str, Any]) -> int:
         peer_timer.cancel()
     log.info("hss_stopping")
     t0 = time.monotonic()
+    loop.remove_signal_handler(signal.SIGHUP)  # no warm-up may start now
     for task in warming:
         task.cancel()
     await server.stop(STOP_DEADLINE_S)
@@ -377,20 +384,33 @@ async def serve(config_path: str, conf: dict[str, Any]) -> int:
     return status
 
 
-async def warm_cache(cache: ReadCache, reader: SqliteStore, freeze: bool = False) -> None:
-    """Fill ``cache`` from the store (kmed.hss.warm) and log how it went; a store error leaves
-    the cache to fill on demand. ``freeze``: then move what is loaded out of the collector's
-    sight, as start-up does (the start-up's own freeze comes later, in :func:`serve`)."""
+async def warm_cache(cache: ReadCache, reader: SqliteStore, generation: int, freeze: bool = False,
+                     starting: bool = False) -> None:
+    """Fill ``cache`` from the store for its ``generation`` (kmed.hss.warm) and log how it
+    went; an error leaves the cache to fill on demand. ``starting``: before READY=1, each page
+    asks systemd for more time (a million subscribers take seconds; TimeoutStartSec).
+    ``freeze``: then move what is loaded out of the collector's sight, as start-up does (the
+    start-up's own freeze comes later, in :func:`serve`); cyclic garbage of that moment is
+    frozen with it, a small loss once per reload."""
     log = klog.get("hss")
     t0 = time.monotonic()
+    last = [t0]
+
+    def on_page() -> None:
+        now = time.monotonic()
+        if now - last[0] >= 1.0:
+            last[0] = now
+            systemd.extend_timeout(10.0, f"warming the read cache: {len(cache):,} subscribers")
+
     try:
-        read, finished = await warm(cache, reader.subscribers_after)
-    except (sqlite3.Error, StoreError) as exc:
-        log.error("hss_cache_warm_failed", error=str(exc), subscribers=len(cache))
+        read, kept, finished = await warm(cache, reader.subscribers_after, generation=generation,
+                                          on_page=on_page if starting else None)
+    except Exception as exc:  # the store, or anything else: requests read the store on demand
+        log.error("hss_cache_warm_failed", error=f"{type(exc).__name__}: {exc}", cached=len(cache))
         return
     if freeze and finished:
         gc.freeze()
-    log.info("hss_cache_warmed", subscribers=len(cache), read=read, capacity=cache.capacity,
+    log.info("hss_cache_warmed", loaded=kept, read=read, cached=len(cache), capacity=cache.capacity,
              seconds=round(time.monotonic() - t0, 3), overtaken=not finished)
 
 

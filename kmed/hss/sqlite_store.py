@@ -53,7 +53,7 @@ class SqliteStore:
         busy_timeout_s: float = 10.0,
         migrate: bool = True,
         mmap_mb: int = 1024,
-        autocheckpoint: bool = True,
+        wal_autocheckpoint: int | None = None,
     ) -> None:
         if synchronous not in SYNCHRONOUS:
             raise ValueError(f"synchronous must be one of {SYNCHRONOUS}")
@@ -76,8 +76,8 @@ class SqliteStore:
             db.execute("PRAGMA foreign_keys = ON")
             db.execute(f"PRAGMA mmap_size = {mmap_mb * 1024 * 1024}")
             db.execute("PRAGMA temp_store = MEMORY")  # UPDATE ... FROM's work tables: no temp files
-            if not autocheckpoint:  # another connection checkpoints (kmed.hss.checkpoint)
-                db.execute("PRAGMA wal_autocheckpoint = 0")
+            if wal_autocheckpoint is not None:  # another connection checkpoints (kmed.hss.checkpoint)
+                db.execute(f"PRAGMA wal_autocheckpoint = {int(wal_autocheckpoint)}")
             if migrate:
                 migrations.migrate(db)
         for suffix in ("-wal", "-shm"):

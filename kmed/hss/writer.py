@@ -47,6 +47,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import dataclasses
+import json
 import marshal
 import signal
 import socket
@@ -57,7 +58,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from kmed.hss.checkpoint import Checkpointer
+from kmed.hss.checkpoint import BACKSTOP_FRAMES, Checkpointer
 from kmed.hss.groupcommit import CommitFailed, Committer, Queued, _Item, _resolve, commit_batch
 from kmed.hss.store import AuditKme, SetLocation, SetSqn, Store, StoredKme, StoreError, StoreKme, Subscriber
 from kmed.hss.vectors import VectorJob
@@ -162,11 +163,12 @@ class _ChildLink(asyncio.Protocol):
 
 class ProcessCommitter(Committer):
     """A :class:`~kmed.hss.groupcommit.Committer` whose writer is a child process (module doc). ``store_spec``
-    is ``(path, synchronous, busy_timeout_s)``, what the child opens; up to ``max_in_child``
+    is ``(path, synchronous, busy_timeout_s)``, what the child opens (and, for tests, the WAL's
+    ``restart_frames``, kmed.hss.checkpoint); up to ``max_in_child``
     batches are sent before the first is answered (the child commits them in order)."""
 
-    def __init__(self, store_spec: tuple[str, str, float], max_batch: int = 1024, handover_chunk: int = 16,
-                 on_dead: Callable[[str], None] | None = None, max_in_child: int = 2) -> None:
+    def __init__(self, store_spec: tuple[str, str, float] | tuple[str, str, float, int], max_batch: int = 1024,
+                 handover_chunk: int = 16, on_dead: Callable[[str], None] | None = None, max_in_child: int = 2) -> None:
         super().__init__(max_batch, handover_chunk)
         self.store_spec = store_spec
         self.on_dead = on_dead
@@ -366,6 +368,13 @@ def _read(store: Store, imsis: list[str]) -> list[tuple[Any, ...] | None]:
         return [None] * len(imsis)
 
 
+def _report_checkpoint_error(error: str) -> None:
+    """A checkpoint failed (kmed.hss.checkpoint): one JSON line on the child's stderr, which is
+    the HSS's own (the journal under systemd); the message names no secret."""
+    line = json.dumps({"component": "hss", "event": "hss_checkpoint_failed", "error": error, "level": "error"})
+    print(line, file=sys.stderr, flush=True)
+
+
 def child_main(fd: int) -> int:
     """The child: open the store, then commit batches and answer reads until the socket closes."""
     from kmed.hss.sqlite_store import SqliteStore
@@ -377,14 +386,15 @@ def child_main(fd: int) -> int:
     if spec is None:
         return 0
     try:
-        path, synchronous, busy = spec
+        path, synchronous, busy, *more = spec  # more: the WAL's restart_frames (tests)
 
-        def open_store(autocheckpoint: bool) -> SqliteStore:
+        def open_store(wal_autocheckpoint: int | None) -> SqliteStore:
             return SqliteStore(str(path), synchronous=str(synchronous), busy_timeout_s=float(busy), migrate=False,
-                               autocheckpoint=autocheckpoint)
+                               wal_autocheckpoint=wal_autocheckpoint)
 
-        store = open_store(False)
-        checkpointer = Checkpointer(partial(open_store, True), store)
+        store = open_store(BACKSTOP_FRAMES)
+        checkpointer = Checkpointer(partial(open_store, None), store, report=_report_checkpoint_error,
+                                    **({"restart_frames": int(more[0])} if more else {}))
         checkpointer.start()
     except Exception as exc:  # reported to the parent's start
         sock.sendall(_frame(f"{type(exc).__name__}: {exc}"))

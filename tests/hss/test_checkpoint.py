@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from kmed.hss.checkpoint import Checkpointer
+from kmed.hss.checkpoint import BACKSTOP_FRAMES, Checkpointer
 from kmed.hss.sqlite_store import SqliteStore
 from kmed.hss.store import SetSqn
 from tests.hss.conftest import OPC, K
@@ -33,7 +33,7 @@ def _provisioned(tmp_path: Path) -> Path:
 
 def _writer(tmp_path: Path) -> tuple[SqliteStore, partial[SqliteStore]]:
     path = _provisioned(tmp_path)
-    return SqliteStore(path, autocheckpoint=False), partial(SqliteStore, path)
+    return SqliteStore(path, wal_autocheckpoint=0), partial(SqliteStore, path)
 
 
 def _in_database_file(path: Path, imsi: str) -> int:
@@ -64,7 +64,7 @@ def _until(cond: object, timeout_s: float = 10.0) -> None:
 @pytest.mark.parametrize("auto", [True, False])
 def test_without_autocheckpoint_the_writer_leaves_the_wal_to_grow(tmp_path: Path, auto: bool) -> None:
     path = _provisioned(tmp_path)
-    writer = SqliteStore(path, autocheckpoint=auto)
+    writer = SqliteStore(path, wal_autocheckpoint=None if auto else BACKSTOP_FRAMES)
     try:
         _commit_many(writer, 300)  # ~4 pages each: past SQLite's 1,000-frame autocheckpoint
         probe = SqliteStore(path)
@@ -78,7 +78,7 @@ def test_without_autocheckpoint_the_writer_leaves_the_wal_to_grow(tmp_path: Path
     if auto:
         assert frames < 1000, "the writer's commits checkpointed (SQLite's default)"
     else:
-        assert frames > 1000, "nobody checkpointed: the WAL holds every commit"
+        assert frames > 1000, "the backstop is far off: the WAL holds every commit"
 
 
 def test_the_thread_copies_the_wal_after_commits_and_only_then(tmp_path: Path) -> None:
@@ -134,9 +134,11 @@ def test_a_long_wal_starts_over_after_the_writers_catch_up(tmp_path: Path) -> No
 
 def test_a_reader_in_the_wal_holds_no_commit_back(tmp_path: Path) -> None:
     """Session 4's RESTART checkpoint waited for readers while holding the write lock: with a
-    reader in the WAL every commit stalled for the busy timeout. The catch-up never waits."""
+    reader in the WAL every commit stalled for the busy timeout (here 5 s each). The catch-up
+    never waits; while the reader is there no catch-up is asked for; once it has gone the
+    thread copies the backlog and the WAL starts over."""
     path = _provisioned(tmp_path)
-    writer = SqliteStore(path, autocheckpoint=False, busy_timeout_s=0.2)
+    writer = SqliteStore(path, wal_autocheckpoint=0, busy_timeout_s=5.0)
     opener = partial(SqliteStore, path)
     reader = opener()
     ck = Checkpointer(opener, writer, interval_s=0.0, restart_frames=20)
@@ -145,20 +147,28 @@ def test_a_reader_in_the_wal_holds_no_commit_back(tmp_path: Path) -> None:
         _commit_many(writer, 30)
         reader._db.execute("BEGIN")
         assert reader.subscriber(IMSIS[0]) is not None  # holds a snapshot in the WAL
-        ck.committed()
-        _until(lambda: ck._catch_up.is_set())
-        for r in range(20):  # each would fail after the 0.2 s busy timeout if it waited for the reader
+        started = time.monotonic()
+        for r in range(20):
             ck.before_write()
             _commit_many(writer, 1, base=20_000 + 32 * r)
             ck.committed()
-        assert _wal_frames(opener) > 20, "the WAL cannot start over under a reader"
+            time.sleep(0.005)  # the thread's passes run meanwhile
+        assert time.monotonic() - started < 4.0, "a commit waited for the reader"
+        assert _wal_frames(opener) > 30, "the WAL cannot start over under a reader"
+        _until(lambda: not ck._catch_up.is_set())
+        runs = ck.runs
+        ck.committed()
+        _until(lambda: ck.runs > runs)
+        assert not ck._catch_up.is_set(), "an incomplete pass asks for no catch-up"
         reader._db.execute("COMMIT")  # the reader leaves
+        ck.committed()
+        _until(lambda: ck._catch_up.is_set())  # the thread copied the backlog, then asked
         catch_ups = ck.catch_ups
-        _until(lambda: ck._catch_up.is_set())  # the thread's next pass asks again
         ck.before_write()
         assert ck.catch_ups == catch_ups + 1
         _commit_many(writer, 1, base=30_000)
         assert _wal_frames(opener) <= 5, "the WAL did not start over once the reader left"
+        assert ck.error is None
     finally:
         ck.stop()
         reader.close()
@@ -180,12 +190,14 @@ def test_a_failing_checkpoint_is_reported_and_the_thread_goes_on(tmp_path: Path)
             pass
 
     flaky = Flaky()
-    ck = Checkpointer(lambda: flaky, flaky, interval_s=0.0)
+    reported: list[str] = []
+    ck = Checkpointer(lambda: flaky, flaky, interval_s=0.0, report=reported.append)
     ck.start()
     try:
         ck.committed()
         _until(lambda: ck.error is not None)
         assert ck.error == "OSError: disk I/O error" and ck.runs == 0
+        assert reported == ["OSError: disk I/O error"]
         ck.committed()
         _until(lambda: ck.runs == 1)
     finally:
@@ -197,7 +209,7 @@ def test_a_store_the_thread_cannot_open_fails_start(tmp_path: Path) -> None:
     def broken() -> SqliteStore:
         raise OSError("no such directory")
 
-    writer = SqliteStore(tmp_path / "hss.sqlite", autocheckpoint=False)
+    writer = SqliteStore(tmp_path / "hss.sqlite", wal_autocheckpoint=0)
     try:
         with pytest.raises(OSError):
             Checkpointer(broken, writer).start()

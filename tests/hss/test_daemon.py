@@ -405,7 +405,7 @@ def test_cache_warmed_at_start_and_after_sighup(tmp_path: Path) -> None:
     h.start()
     try:
         (warmed,) = _events(h.log, "hss_cache_warmed")
-        assert (warmed["subscribers"], warmed["read"], warmed["overtaken"]) == (4, 4, False)
+        assert (warmed["cached"], warmed["loaded"], warmed["read"], warmed["overtaken"]) == (4, 4, 4, False)
         answers = talk(h.port, *[air(imsi) for imsi in (IMSI, *others, IMSI)])
         sqns = [sqn_of(a) for a in answers]
         assert all(s >> 5 == 3 for s in sqns[:4]) and sqns[4] >> 5 == 4  # SEQ_HE 2 (sqn 64) + 1, + 2
@@ -415,7 +415,7 @@ def test_cache_warmed_at_start_and_after_sighup(tmp_path: Path) -> None:
             if len(_events(h.log, "hss_cache_warmed")) == 2:
                 break
             time.sleep(0.1)
-        assert _events(h.log, "hss_cache_warmed")[1]["subscribers"] == 4
+        assert _events(h.log, "hss_cache_warmed")[1]["loaded"] == 4
         (after,) = talk(h.port, air(IMSI))
         assert sqn_of(after) >> 5 == 5  # the committed SQN, read again by the second warm-up
         assert h.stop() == 0

@@ -43,7 +43,7 @@ def test_pages_come_in_imsi_order_with_the_kme_held(store: SqliteStore) -> None:
 
 def test_warm_loads_every_subscriber_so_requests_hit(store: SqliteStore) -> None:
     cache = ReadCache(store, 100)
-    assert asyncio.run(warm(cache, store.subscribers_after, chunk=5)) == (12, True)
+    assert asyncio.run(warm(cache, store.subscribers_after, chunk=5)) == (12, 12, True)
     assert len(cache) == 12
     for i, imsi in enumerate(reversed(IMSIS)):
         sub = cache.subscriber(imsi)
@@ -56,7 +56,7 @@ def test_warm_loads_every_subscriber_so_requests_hit(store: SqliteStore) -> None
 def test_warm_stops_at_the_capacity_and_evicts_nothing(store: SqliteStore) -> None:
     cache = ReadCache(store, 5)
     cache.subscriber(IMSIS[9])  # served before the warm-up: stays
-    assert asyncio.run(warm(cache, store.subscribers_after, chunk=3)) == (4, True)
+    assert asyncio.run(warm(cache, store.subscribers_after, chunk=3)) == (4, 4, True)
     assert len(cache) == 5
     cache.hits = cache.misses = 0
     for imsi in [*IMSIS[:4], IMSIS[9]]:
@@ -68,7 +68,7 @@ def test_a_subscriber_with_a_write_in_flight_is_not_kept(store: SqliteStore) -> 
     cache = ReadCache(store, 100)
     pending = [SetSqn(IMSIS[2], 10_000)]
     cache.writing(pending)  # submitted, not committed: the page may predate it
-    asyncio.run(warm(cache, store.subscribers_after))
+    assert asyncio.run(warm(cache, store.subscribers_after)) == (12, 11, True)
     assert len(cache) == 11
     store.apply(pending)
     cache.written(pending, [True])
@@ -86,11 +86,43 @@ def test_a_clear_overtakes_the_warm_up_and_nothing_read_before_it_is_kept(store:
             cache.clear()  # SIGHUP between the read of the second page and its loading
         return pages[-1]
 
-    assert asyncio.run(warm(cache, page, chunk=4)) == (8, False)
+    assert asyncio.run(warm(cache, page, chunk=4)) == (8, 4, False)
     assert len(pages) == 2 and len(cache) == 0
 
 
 def test_no_capacity_no_warm_up(store: SqliteStore) -> None:
     cache = ReadCache(store, 0)
-    assert asyncio.run(warm(cache, store.subscribers_after)) == (0, True)
+    assert asyncio.run(warm(cache, store.subscribers_after)) == (0, 0, True)
     assert cache.subscriber(IMSIS[0]) is not None and len(cache) == 0
+
+
+def test_commits_between_pages_are_seen_whichever_page_holds_their_imsi(store: SqliteStore) -> None:
+    """A commit that finishes between two pages (its callback run, as on the loop): an IMSI of
+    a page already loaded gets it through ReadCache.written, one of a later page is read after it."""
+    cache = ReadCache(store, 100)
+    pages = 0
+
+    def page(after: str, limit: int) -> list[Subscriber]:
+        nonlocal pages
+        pages += 1
+        if pages == 2:
+            for imsi, sqn in ((IMSIS[1], 7_000), (IMSIS[10], 9_000)):  # loaded already / still to come
+                w = [SetSqn(imsi, sqn)]
+                cache.writing(w)
+                store.apply(w)
+                cache.written(w, [True])
+        return store.subscribers_after(after, limit)
+
+    assert asyncio.run(warm(cache, page, chunk=4)) == (12, 12, True)
+    cache.misses = 0
+    assert [cache.subscriber(i).sqn for i in (IMSIS[1], IMSIS[10])] == [7_000, 9_000]  # type: ignore[union-attr]
+    assert cache.misses == 0
+
+
+def test_a_warm_up_asked_for_before_a_clear_loads_nothing(store: SqliteStore) -> None:
+    """Two SIGHUPs in one loop turn: the first warm-up was asked for before the second clear."""
+    cache = ReadCache(store, 100)
+    asked = cache.generation
+    cache.clear()
+    assert asyncio.run(warm(cache, store.subscribers_after, generation=asked)) == (0, 0, False)
+    assert len(cache) == 0

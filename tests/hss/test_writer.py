@@ -286,3 +286,36 @@ def test_the_child_ignores_sigterm_and_sigint(tmp_path: Path) -> None:
     result, alive = asyncio.run(run())
     assert alive is None and result == [True]
     assert _sqn(path, "001010000000001") == 160
+
+
+def test_the_child_checkpoints_beside_its_commits_and_the_wal_starts_over(tmp_path: Path) -> None:
+    """kmed.hss.checkpoint wired into the child: commits one by one (each its own transaction),
+    the child's thread copies them into the database file, and with restart_frames 40 the WAL
+    starts over instead of holding every commit."""
+    from tests.hss.test_checkpoint import _in_database_file
+
+    path = _store(tmp_path, subscribers=50)
+    imsis = [f"00101000000{i:04d}" for i in range(50)]
+
+    async def run() -> tuple[int, int]:
+        pc = ProcessCommitter((str(path), "full", 5.0, 40), max_batch=8)
+        await pc.open()
+        try:
+            for r in range(150):  # each awaited: 150 transactions of ~2 frames
+                await pc.submit([SetSqn(imsis[(7 * r) % 50], 32 * (r + 1)), SetSqn(imsis[(7 * r + 25) % 50], 32 * r)])
+                if r % 10 == 9:
+                    await asyncio.sleep(0.15)  # longer than the thread's interval (0.1 s)
+            # r = 139 wrote 32 * 140 for IMSI 23 (not written again after), then slept.
+            in_file = _in_database_file(path, imsis[23])
+            probe = SqliteStore(path)
+            try:
+                frames = probe.checkpoint()[1]
+            finally:
+                probe.close()
+        finally:
+            await pc.close()
+        return in_file, frames
+
+    in_file, frames = asyncio.run(run())
+    assert in_file == 32 * 140, "the child's thread did not copy the WAL into the database file"
+    assert 0 <= frames < 150, f"the WAL holds {frames} frames: it never started over"
