@@ -17,6 +17,11 @@ is cached, and why it stays right:
   request handled in a later turn. Without a scheduler (``schedule`` None) the counter is read
   on every lookup.
 - **Misses** are not cached (a subscriber or device that ``admin`` adds is served at once).
+- **Another HSS on the same store** (a standby the CNN fails over to): every HSS commit marks
+  the ``hss_writer`` row with its process (migration 3), and once :meth:`ReadCache.follow_writers`
+  was called the first subscriber lookup of a turn reads that row; when another process has
+  committed since, the cache is emptied (and ``on_foreign`` warms it again). Two HSSs *serving*
+  at once are still not supported: their SQN ledgers do not see each other.
 
 Changing the store by other means than ``kmed admin`` (an SQL shell) needs a reload (SIGHUP
 calls :meth:`ReadCache.clear`) or a restart. One HSS per store: two HSS processes writing the
@@ -48,8 +53,9 @@ class ReadCache:
     ``capacity`` 0 turns caching off (every read goes to the store).
     """
 
-    __slots__ = ("_devices", "_in_flight", "_pairs", "_pairs_seen", "_schedule", "_subs", "_turn_checked",
-                 "capacity", "generation", "hits", "misses", "store")
+    __slots__ = ("_devices", "_in_flight", "_mark_checked", "_mark_seen", "_on_foreign", "_pairs", "_pairs_seen",
+                 "_schedule", "_subs", "_turn_checked", "capacity", "generation", "hits", "instance", "misses",
+                 "store")
 
     def __init__(self, store: StoreReader, capacity: int,
                  schedule: Callable[[Callable[[], None]], object] | None = None) -> None:
@@ -64,6 +70,11 @@ class ReadCache:
         self._turn_checked = False
         self._schedule = schedule  # e.g. loop.call_soon: runs its argument at the next turn
         self._in_flight: dict[str, int] = {}
+        #: this HSS process (the ``hss_writer`` mark of its commits), once it follows other writers
+        self.instance: str | None = None
+        self._mark_seen: tuple[str, int] | None = None
+        self._mark_checked = True  # until follow_writers
+        self._on_foreign: Callable[[], object] | None = None
         #: moved by :meth:`clear`: a read asked for before a clear is not kept after it (:meth:`load`)
         self.generation = 0
         #: statistics (for logs and the benchmark)
@@ -78,6 +89,8 @@ class ReadCache:
     def subscriber(self, imsi: str, with_kme: bool = True) -> Subscriber | None:
         """The subscriber, with its KME whatever ``with_kme`` says (the entry is shared):
         callers that asked without the KME must not look at ``kme``. Never modify the result."""
+        if not self._mark_checked:
+            self._check_writers()
         sub = self._subs.get(imsi)
         if sub is not None:
             self.hits += 1
@@ -119,10 +132,42 @@ class ReadCache:
     def pairs_version(self) -> int:
         return self.store.pairs_version()
 
+    def writer_mark(self) -> tuple[str, int]:
+        return self.store.writer_mark()
+
+    # --- another HSS on the same store ----------------------------------------------------
+
+    def follow_writers(self, instance: str, on_foreign: Callable[[], object] | None = None) -> None:
+        """From now on, empty the cache (then call ``on_foreign``) when a process other than
+        ``instance`` has committed to the store since the last check: checked at the first
+        subscriber lookup of each turn (module doc). The store's mark now is the baseline."""
+        self.instance = instance
+        self._on_foreign = on_foreign
+        self._mark_seen = self.store.writer_mark()
+        self._mark_checked = False
+
+    def _check_writers(self) -> None:
+        mark = self.store.writer_mark()
+        if self._schedule is not None:
+            self._mark_checked = True
+            self._schedule(self._next_mark_turn)
+        if mark == self._mark_seen:
+            return
+        self._mark_seen = mark
+        if mark[0] != self.instance:  # another HSS wrote (this one would mark its own name)
+            self.clear()
+            if self._on_foreign is not None:
+                self._on_foreign()
+
+    def _next_mark_turn(self) -> None:
+        self._mark_checked = False
+
     # --- subscribers read elsewhere (kmed.hss.prefetch) ---------------------------------
 
     def wants(self, imsi: str) -> bool:
         """Whether a subscriber read for ``imsi`` would miss and its result could be kept."""
+        if not self._mark_checked:
+            self._check_writers()
         return bool(self.capacity) and imsi not in self._subs and imsi not in self._in_flight
 
     def load(self, sub: Subscriber, generation: int) -> bool:

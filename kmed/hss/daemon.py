@@ -15,7 +15,9 @@ import asyncio
 import contextlib
 import gc
 import os
+import secrets
 import signal
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from functools import partial
@@ -264,8 +266,17 @@ async def serve(config_path: str, conf: dict[str, Any]) -> int:
         expected = f"a readable {KEY_LEN}-octet key file"
         raise cfg.ConfigError(config_path, "hss.token_key_file", expected, str(exc)) from None
 
+    # This process's name in the store's hss_writer mark (kmed.hss.cache: another HSS's commits
+    # empty the read cache).
+    instance = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+
     def open_store() -> SqliteStore:
         return SqliteStore(db_path, synchronous=store_conf["synchronous"], busy_timeout_s=store_conf["busy_timeout_s"])
+
+    def open_writer() -> SqliteStore:
+        store = open_store()
+        store.instance = instance
+        return store
 
     reader = open_store()  # migrates the schema before anything else runs
     stop = asyncio.Event()
@@ -279,10 +290,11 @@ async def serve(config_path: str, conf: dict[str, Any]) -> int:
 
     committer: Committer
     if store_conf["writer"] == "process":
-        committer = ProcessCommitter((str(db_path), store_conf["synchronous"], store_conf["busy_timeout_s"]),
-                                     max_batch=hss["commit_batch"], on_dead=writer_died)
+        committer = ProcessCommitter(
+            (str(db_path), store_conf["synchronous"], store_conf["busy_timeout_s"], {"instance": instance}),
+            max_batch=hss["commit_batch"], on_dead=writer_died)
     else:
-        committer = GroupCommitter(open_store, max_batch=hss["commit_batch"])
+        committer = GroupCommitter(open_writer, max_batch=hss["commit_batch"])
     try:
         await committer.open()
     except BaseException:
@@ -329,6 +341,12 @@ async def serve(config_path: str, conf: dict[str, Any]) -> int:
             warming[:] = [asyncio.ensure_future(warm_cache(cache, reader, cache.generation, freeze=True))]
 
     loop.add_signal_handler(signal.SIGHUP, lambda: _reload(config_path, server, service, rewarm))
+
+    def another_writer() -> None:
+        log.warning("hss_cache_cleared", reason="another HSS process committed to the store")
+        rewarm()
+
+    cache.follow_writers(instance, another_writer)
     if hss["cache_warm"]:  # before READY=1; SIGTERM meanwhile stops it, SIGHUP starts it over
         starting = asyncio.ensure_future(warm_cache(cache, reader, cache.generation, starting=True))
         stopping = asyncio.ensure_future(stop.wait())

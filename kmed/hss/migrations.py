@@ -75,6 +75,13 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         "CREATE TRIGGER pairs_deleted AFTER DELETE ON pairs BEGIN UPDATE pairs_version SET n = n + 1; END",
         "CREATE TRIGGER pairs_updated AFTER UPDATE ON pairs BEGIN UPDATE pairs_version SET n = n + 1; END",
     ),
+    3: (
+        # Which HSS process committed last, and a count of HSS commits: an HSS whose read cache
+        # holds every subscriber (a standby on the same store) sees when another one has written
+        # SQNs or KMEs, and empties its cache (kmed.hss.cache, docs/hss.md "Read cache").
+        "CREATE TABLE hss_writer (id INTEGER PRIMARY KEY CHECK (id = 0), instance TEXT NOT NULL, n INTEGER NOT NULL)",
+        "INSERT INTO hss_writer (id, instance, n) VALUES (0, '', 0)",
+    ),
 }
 
 LATEST = max(MIGRATIONS)

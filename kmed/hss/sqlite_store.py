@@ -58,6 +58,8 @@ class SqliteStore:
         if synchronous not in SYNCHRONOUS:
             raise ValueError(f"synchronous must be one of {SYNCHRONOUS}")
         self.path = Path(path)
+        #: the HSS process whose commits these are (:meth:`apply` marks them in ``hss_writer``)
+        self.instance: str | None = None
         with private_umask():
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         tighten(self.path)
@@ -124,6 +126,10 @@ class SqliteStore:
     def pairs_version(self) -> int:
         return int(self._db.execute("SELECT n FROM pairs_version").fetchone()[0])
 
+    def writer_mark(self) -> tuple[str, int]:
+        row = self._db.execute("SELECT instance, n FROM hss_writer").fetchone()
+        return str(row[0]), int(row[1])
+
     def checkpoint(self) -> tuple[int, int, int]:
         """``PRAGMA wal_checkpoint(PASSIVE)``: (1 if it could not run, frames in the WAL, frames
         copied into the database file), as SQLite reports them (-1, -1 outside WAL mode)."""
@@ -157,6 +163,8 @@ class SqliteStore:
                 _padded_rows(db, _SQN_UPDATE, list(sqns.items()))
             if locations:
                 _padded_rows(db, _LOCATION_UPSERT, list(locations.values()))
+            if self.instance is not None:
+                db.execute("UPDATE hss_writer SET instance = ?, n = n + 1 WHERE id = 0", (self.instance,))
             if audits:
                 db.executemany(
                     "INSERT INTO kme_audit (at, event, imsi, imei, kme_fingerprint, issued_at, reason, peer)"

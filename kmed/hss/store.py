@@ -150,6 +150,10 @@ class StoreReader(Protocol):
         """A number that changes whenever an allowed pair is added or removed (by anyone)."""
         ...
 
+    def writer_mark(self) -> tuple[str, int]:
+        """The HSS process that committed last (its instance name) and a count of HSS commits."""
+        ...
+
 
 class Store(StoreReader, Protocol):
     """The whole store: reads, transactional writes, admin operations."""

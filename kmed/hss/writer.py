@@ -163,11 +163,13 @@ class _ChildLink(asyncio.Protocol):
 
 class ProcessCommitter(Committer):
     """A :class:`~kmed.hss.groupcommit.Committer` whose writer is a child process (module doc). ``store_spec``
-    is ``(path, synchronous, busy_timeout_s)``, what the child opens (and, for tests, the WAL's
-    ``restart_frames``, kmed.hss.checkpoint); up to ``max_in_child``
+    is ``(path, synchronous, busy_timeout_s[, options])``, what the child opens; options: the
+    ``instance`` that marks its commits (kmed.hss.cache) and, for tests, the WAL's
+    ``restart_frames`` (kmed.hss.checkpoint); up to ``max_in_child``
     batches are sent before the first is answered (the child commits them in order)."""
 
-    def __init__(self, store_spec: tuple[str, str, float] | tuple[str, str, float, int], max_batch: int = 1024,
+    def __init__(self, store_spec: tuple[str, str, float] | tuple[str, str, float, dict[str, Any]],
+                 max_batch: int = 1024,
                  handover_chunk: int = 16, on_dead: Callable[[str], None] | None = None, max_in_child: int = 2) -> None:
         super().__init__(max_batch, handover_chunk)
         self.store_spec = store_spec
@@ -386,15 +388,18 @@ def child_main(fd: int) -> int:
     if spec is None:
         return 0
     try:
-        path, synchronous, busy, *more = spec  # more: the WAL's restart_frames (tests)
+        path, synchronous, busy, *more = spec  # more: {"instance": …, "restart_frames": … (tests)}
+        options = more[0] if more else {}
 
         def open_store(wal_autocheckpoint: int | None) -> SqliteStore:
             return SqliteStore(str(path), synchronous=str(synchronous), busy_timeout_s=float(busy), migrate=False,
                                wal_autocheckpoint=wal_autocheckpoint)
 
         store = open_store(BACKSTOP_FRAMES)
+        store.instance = options.get("instance")
         checkpointer = Checkpointer(partial(open_store, None), store, report=_report_checkpoint_error,
-                                    **({"restart_frames": int(more[0])} if more else {}))
+                                    **({"restart_frames": int(options["restart_frames"])}
+                                       if "restart_frames" in options else {}))
         checkpointer.start()
     except Exception as exc:  # reported to the parent's start
         sock.sendall(_frame(f"{type(exc).__name__}: {exc}"))

@@ -196,3 +196,30 @@ def test_prefetch_reads_each_missing_imsi_once_per_turn_then_resumes(store: Sqli
         assert cached == 0, "a read asked for before a clear is not kept after it"
     else:
         assert cached == 1, "the known subscriber is cached; the unknown IMSI is not (misses never are)"
+
+
+def test_another_hss_committing_to_the_store_empties_the_cache(store: SqliteStore, tmp_path: Path) -> None:
+    """A standby HSS on the same store (the CNN fails over to it): what the other HSS committed
+    meanwhile (SQN, KME) must not be answered from this one's cache."""
+    store.instance = "standby"
+    cache = ReadCache(store, 10)
+    foreign: list[int] = []
+    cache.follow_writers("standby", lambda: foreign.append(cache.generation))
+    first = cache.subscriber(IMSI)
+    assert first is not None and first.sqn == 32
+    own = [SetSqn(IMSI, 64)]
+    cache.writing(own)
+    store.apply(own)  # this HSS's own commit: marked "standby", nothing emptied
+    cache.written(own, [True])
+    assert cache.subscriber(IMSI) is first and first.sqn == 64 and foreign == []
+    other = SqliteStore(tmp_path / "hss.sqlite")
+    other.instance = "primary"
+    other.apply([SetSqn(IMSI, 96)])  # the other HSS serves the subscriber
+    other.close()
+    assert cache.wants(IMSI), "emptied: the subscriber is read again"
+    again = cache.subscriber(IMSI)
+    assert again is not None and again.sqn == 96 and foreign == [cache.generation]
+    admin = SqliteStore(tmp_path / "hss.sqlite")  # kmed admin adds a subscriber: no HSS mark
+    admin.add_subscriber(OTHER, K, OPC, b"\x80\x00", 0)
+    admin.close()
+    assert cache.subscriber(IMSI) is again and foreign == [cache.generation]
