@@ -20,7 +20,11 @@ is cached, and why it stays right:
 - **Another HSS on the same store** (a standby the CNN fails over to): every HSS commit marks
   the ``hss_writer`` row with its process (migration 3), and once :meth:`ReadCache.follow_writers`
   was called the first subscriber lookup of a turn reads that row; when another process has
-  committed since, the cache is emptied (and ``on_foreign`` warms it again). Two HSSs *serving*
+  committed since, the cache is emptied (and ``on_foreign`` warms it again). A commit of the
+  other process that lands between a check and this HSS's next commit is caught by that commit
+  itself, which reads the mark in its write transaction (:meth:`ReadCache.taken_over`); the
+  requests already in flight then may carry an SQN below the other's (a resync) or a stale KME
+  state (a new KME), never a forged one. Two HSSs *serving*
   at once are still not supported: their SQN ledgers do not see each other.
 
 Changing the store by other means than ``kmed admin`` (an SQL shell) needs a reload (SIGHUP
@@ -155,6 +159,17 @@ class ReadCache:
             return
         self._mark_seen = mark
         if mark[0] != self.instance:  # another HSS wrote (this one would mark its own name)
+            self.clear()
+            if self._on_foreign is not None:
+                self._on_foreign()
+
+    def taken_over(self, mark: tuple[str, int]) -> None:
+        """A commit of this HSS took the store over from ``mark``, the last commit of another
+        process: unless that is the mark already seen (the state warmed from, or a change the
+        turn check has handled), that process committed unseen (e.g. just before this HSS's
+        own commit, between two checks): empty the cache as :meth:`_check_writers` would."""
+        seen, self._mark_seen = self._mark_seen, (self.instance or "", mark[1] + 1)
+        if self.instance is not None and mark != seen:
             self.clear()
             if self._on_foreign is not None:
                 self._on_foreign()

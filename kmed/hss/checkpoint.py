@@ -123,7 +123,10 @@ class Checkpointer:
 
     def _pass(self, store: Checkpointing) -> None:
         """One pass, then more back to back while the WAL is long and fully copied, until one
-        had little to copy: then the writer is asked to catch up (module doc)."""
+        had little to copy: then the writer is asked to catch up (module doc). After eight
+        passes that each still had more than ``settle_frames`` to copy (commits outpacing the
+        checkpoints) the writer is asked anyway: its catch-up is then longer, but the WAL
+        cannot grow without end."""
         for _ in range(8):
             try:
                 busy, frames, copied = store.checkpoint()
@@ -131,9 +134,10 @@ class Checkpointer:
                 self._failed(exc)
                 return
             self.runs += 1
+            # frames copied by this pass: all of them if the WAL started over since the last
+            new = copied if frames < self.frames or copied < self._copied else copied - self._copied
             self.frames = frames
-            new = copied - self._copied if copied >= self._copied else copied  # the WAL started over meanwhile
-            self._copied = copied
+            self._copied = max(0, copied)
             if busy or copied < frames or frames <= self.restart_frames:
                 return  # a reader holds part of the WAL, or it is not long yet
             if new <= self.settle_frames:

@@ -332,27 +332,38 @@ async def serve(config_path: str, conf: dict[str, Any]) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     warming: list[asyncio.Task[None]] = []
+    phase = ["starting"]  # then "serving", then "stopping"
 
     def rewarm() -> None:
-        """After SIGHUP's clear: warm the cache again while serving (the last warm-up stops)."""
+        """After a clear (SIGHUP, another HSS's commits): warm the cache again while serving
+        (the last warm-up stops); not once stopping."""
         for task in warming:
             task.cancel()
-        if hss["cache_warm"]:
+        if hss["cache_warm"] and phase[0] != "stopping":
             warming[:] = [asyncio.ensure_future(warm_cache(cache, reader, cache.generation, freeze=True))]
 
-    loop.add_signal_handler(signal.SIGHUP, lambda: _reload(config_path, server, service, rewarm))
+    loop.add_signal_handler(signal.SIGHUP,
+                            lambda: _reload(config_path, server, service, rewarm, phase[0] == "serving"))
 
     def another_writer() -> None:
         log.warning("hss_cache_cleared", reason="another HSS process committed to the store")
         rewarm()
 
     cache.follow_writers(instance, another_writer)
+    committer.on_taken_over = cache.taken_over
     if hss["cache_warm"]:  # before READY=1; SIGTERM meanwhile stops it, SIGHUP starts it over
         starting = asyncio.ensure_future(warm_cache(cache, reader, cache.generation, starting=True))
         stopping = asyncio.ensure_future(stop.wait())
         await asyncio.wait((starting, stopping), return_when=asyncio.FIRST_COMPLETED)
         starting.cancel()
         stopping.cancel()
+    if stop.is_set():  # SIGTERM before READY=1: nothing was served
+        log.info("hss_stopping")
+        await committer.close()
+        reader.close()
+        if metrics_server is not None:
+            metrics_server.close()
+        return status
     try:
         await server.start()
     except OSError as exc:
@@ -367,6 +378,7 @@ async def serve(config_path: str, conf: dict[str, Any]) -> int:
     endpoints = [str(ep) for ep in server.bound_endpoints]
     log.info("hss_ready", listen=endpoints, store=str(db_path), pid=os.getpid())
     systemd.ready(f"listening on {', '.join(endpoints)}")
+    phase[0] = "serving"
     watchdog = systemd.start_watchdog(stop)
     peer_timer: asyncio.TimerHandle | None = None
     if metrics is not None:
@@ -384,7 +396,8 @@ async def serve(config_path: str, conf: dict[str, Any]) -> int:
         peer_timer.cancel()
     log.info("hss_stopping")
     t0 = time.monotonic()
-    loop.remove_signal_handler(signal.SIGHUP)  # no warm-up may start now
+    phase[0] = "stopping"  # no warm-up may start now
+    loop.remove_signal_handler(signal.SIGHUP)
     for task in warming:
         task.cancel()
     await server.stop(STOP_DEADLINE_S)
@@ -432,9 +445,12 @@ async def warm_cache(cache: ReadCache, reader: SqliteStore, generation: int, fre
              seconds=round(time.monotonic() - t0, 3), overtaken=not finished)
 
 
-def _reload(config_path: str, server: Any, service: HssService, rewarm: Callable[[], None]) -> None:
-    """SIGHUP: re-read the configuration; apply allowed_peers and the log settings."""
-    systemd.reloading()
+def _reload(config_path: str, server: Any, service: HssService, rewarm: Callable[[], None],
+            ready: bool = True) -> None:
+    """SIGHUP: re-read the configuration; apply allowed_peers and the log settings, empty the
+    read cache and warm it again. ``ready``: READY=1 was sent (not while still starting)."""
+    if ready:
+        systemd.reloading()
     try:
         conf = cfg.load(config_path, cfg.HSS_SCHEMA)
     except cfg.ConfigError as exc:
@@ -450,7 +466,8 @@ def _reload(config_path: str, server: Any, service: HssService, rewarm: Callable
             service.cache.clear()  # store edits made by other means than kmed admin (docs/hss.md)
             rewarm()
         service.log.info("hss_reloaded", allowed_peers=conf["diameter"]["allowed_peers"])
-    systemd.ready()
+    if ready:
+        systemd.ready()
 
 
 def main(config_path: str) -> int:

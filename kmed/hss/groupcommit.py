@@ -59,6 +59,9 @@ class Committer:
         #: statistics: transactions committed and requests in them (for the benchmark and logs)
         self.batches = 0
         self.requests = 0
+        #: called on the loop, before the outcomes of the batch, when a commit took the store
+        #: over from another HSS process (SqliteStore.taken_over: the mark it found)
+        self.on_taken_over: Callable[[tuple[str, int]], object] | None = None
 
     async def open(self) -> None:
         """Start writing (from the event loop); raises if the store cannot open."""
@@ -170,7 +173,10 @@ class GroupCommitter(Committer):
                 self.batches += 1
                 self.requests += len(batch)
                 assert self._loop is not None
+                taken_over = getattr(store, "taken_over", None)
                 try:
+                    if taken_over is not None and self.on_taken_over is not None:
+                        self._loop.call_soon_threadsafe(self.on_taken_over, taken_over)
                     self._loop.call_soon_threadsafe(_resolve, batch, outcomes)
                 except RuntimeError:  # the loop is closed: nobody waits any more
                     return

@@ -60,6 +60,9 @@ class SqliteStore:
         self.path = Path(path)
         #: the HSS process whose commits these are (:meth:`apply` marks them in ``hss_writer``)
         self.instance: str | None = None
+        #: set by :meth:`apply` when its commit took the store over from another HSS process:
+        #: the ``hss_writer`` mark it found (that process's name and count), else None
+        self.taken_over: tuple[str, int] | None = None
         with private_umask():
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         tighten(self.path)
@@ -141,6 +144,7 @@ class SqliteStore:
     def apply(self, writes: Sequence[Write]) -> list[bool]:
         """Apply ``writes`` in one transaction, commit (fsync), return one flag per write."""
         db = self._db
+        self.taken_over = None
         results = [True] * len(writes)
         sqns: dict[str, int] = {}
         locations: dict[str, tuple[Any, ...]] = {}  # the last ULR of an IMSI in the batch wins
@@ -163,8 +167,12 @@ class SqliteStore:
                 _padded_rows(db, _SQN_UPDATE, list(sqns.items()))
             if locations:
                 _padded_rows(db, _LOCATION_UPSERT, list(locations.values()))
-            if self.instance is not None:
-                db.execute("UPDATE hss_writer SET instance = ?, n = n + 1 WHERE id = 0", (self.instance,))
+            found = None
+            if self.instance is not None:  # read in the write transaction: no commit can slip between
+                mark = db.execute("SELECT instance, n FROM hss_writer").fetchone()
+                if mark[0] != self.instance:
+                    db.execute("UPDATE hss_writer SET instance = ?, n = n + 1 WHERE id = 0", (self.instance,))
+                    found = (str(mark[0]), int(mark[1]))
             if audits:
                 db.executemany(
                     "INSERT INTO kme_audit (at, event, imsi, imei, kme_fingerprint, issued_at, reason, peer)"
@@ -172,6 +180,7 @@ class SqliteStore:
                     audits,
                 )
             db.execute("COMMIT")
+            self.taken_over = found
         except sqlite3.IntegrityError as exc:
             if db.in_transaction:
                 db.execute("ROLLBACK")

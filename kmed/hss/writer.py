@@ -21,7 +21,9 @@ frame a 4-octet length and a marshalled value:
 2. then batches: parent -> child: ``("w", list)``, each request's writes, each write a tuple
    (:func:`to_wire`); child -> parent: ``("w", list)``, one outcome per request, the flags of
    its writes or the :class:`~kmed.hss.groupcommit.CommitFailed` message, in the order of the
-   batches; and reads: parent -> child ``("r", IMSIs)``, child -> parent ``("r", rows)``, one
+   batches, preceded by ``("m", (instance, n))`` when that commit took the store over from
+   another HSS process (``SqliteStore.taken_over``); and reads: parent -> child
+   ``("r", IMSIs)``, child -> parent ``("r", rows)``, one
    :func:`subscriber_row` (or None) per IMSI, read after every batch whose outcome the parent
    had when it asked, and answered before the batches that arrived with it are committed
    (:func:`_serve`; reads and outcomes each come back in order). The parent keeps up to two
@@ -153,6 +155,9 @@ class _ChildLink(asyncio.Protocol):
                 self.owner._outcomes(frame[1], frame[2])
             elif isinstance(frame, tuple) and len(frame) == 2 and frame[0] == "r":
                 self.owner._rows(frame[1])
+            elif isinstance(frame, tuple) and len(frame) == 2 and frame[0] == "m":
+                if self.owner.on_taken_over is not None:
+                    self.owner.on_taken_over((str(frame[1][0]), int(frame[1][1])))
             else:
                 self.owner._died("the store writer process sent an unknown frame")
                 return
@@ -352,6 +357,9 @@ def _serve(store: Store, frames: list[Any], send: Callable[[bytes], object],
     if checkpointer is not None:
         checkpointer.committed()
     replies: list[bytes] = []
+    taken_over = getattr(store, "taken_over", None)
+    if taken_over is not None:  # before the outcomes: the parent empties its cache first
+        replies.append(_frame(("m", taken_over)))
     done = 0
     for body in batches:
         mine = outcomes[done : done + len(body)]

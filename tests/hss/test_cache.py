@@ -14,12 +14,14 @@ from kmed.hss.store import SetLocation, SetSqn, StoreKme
 from tests.hss.conftest import IMEI, IMSI, OPC, K
 
 OTHER = "001010000000002"
+OTHER_SUB = "001010000000003"
 
 
 @pytest.fixture
 def store(tmp_path: Path) -> SqliteStore:
     s = SqliteStore(tmp_path / "hss.sqlite")
     s.add_subscriber(IMSI, K, OPC, b"\x80\x00", 32)
+    s.add_subscriber(OTHER_SUB, K, OPC, b"\x80\x00", 0)
     return s
 
 
@@ -223,3 +225,46 @@ def test_another_hss_committing_to_the_store_empties_the_cache(store: SqliteStor
     admin.add_subscriber(OTHER, K, OPC, b"\x80\x00", 0)
     admin.close()
     assert cache.subscriber(IMSI) is again and foreign == [cache.generation]
+
+
+def test_a_commit_of_the_other_hss_just_before_ours_is_caught_by_ours(store: SqliteStore, tmp_path: Path) -> None:
+    """The other HSS commits after this one's last check, then this one commits before checking
+    again: the mark now names this HSS, and only its commit, which read the mark in its write
+    transaction, saw the other's (SqliteStore.taken_over -> ReadCache.taken_over)."""
+    store.instance = "standby"
+    cache = ReadCache(store, 10)
+    foreign: list[int] = []
+    cache.follow_writers("standby", lambda: foreign.append(1))
+    assert cache.subscriber(IMSI) is not None
+    other = SqliteStore(tmp_path / "hss.sqlite")
+    other.instance = "primary"
+    other.apply([SetSqn(IMSI, 96)])
+    mark = other.writer_mark()
+    other.close()
+    own = [SetSqn(OTHER_SUB, 64)]
+    cache.writing(own)
+    store.apply(own)
+    assert store.taken_over == mark and store.writer_mark()[0] == "standby"
+    cache.taken_over(store.taken_over)  # as the committer reports it, before the outcomes
+    cache.written(own, [True])
+    assert foreign == [1]
+    again = cache.subscriber(IMSI)
+    assert again is not None and again.sqn == 96
+    store.apply([SetSqn(IMSI, 128)])  # this HSS's own commits from now on: no take-over
+    assert store.taken_over is None
+
+
+def test_the_writer_check_runs_once_per_loop_turn(store: SqliteStore, tmp_path: Path) -> None:
+    turns: list[Callable[[], None]] = []
+    cache = ReadCache(store, 10, schedule=turns.append)
+    cache.follow_writers("standby")
+    first = cache.subscriber(IMSI)
+    other = SqliteStore(tmp_path / "hss.sqlite")
+    other.instance = "primary"
+    other.apply([SetSqn(IMSI, 96)])
+    other.close()
+    assert cache.subscriber(IMSI) is first, "the same turn: checked at its first lookup"
+    for callback in turns:
+        callback()  # the next turn
+    again = cache.subscriber(IMSI)
+    assert again is not first and again is not None and again.sqn == 96

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from kmed.hss.groupcommit import CommitFailed
+from kmed.hss.groupcommit import CommitFailed, Committer, GroupCommitter
 from kmed.hss.sqlite_store import SqliteStore
 from kmed.hss.store import AuditKme, SetLocation, SetSqn, StoreError, StoreKme
 from kmed.hss.writer import ProcessCommitter, from_wire, to_wire
@@ -319,3 +319,43 @@ def test_the_child_checkpoints_beside_its_commits_and_the_wal_starts_over(tmp_pa
     in_file, frames = asyncio.run(run())
     assert in_file == 32 * 140, "the child's thread did not copy the WAL into the database file"
     assert 0 <= frames < 150, f"the WAL holds {frames} frames: it never started over"
+
+
+@pytest.mark.parametrize("writer", ["process", "thread"])
+def test_the_writer_reports_taking_the_store_over_before_the_outcomes(tmp_path: Path, writer: str) -> None:
+    """The commit that took the store over from another HSS process is reported (the child:
+    ("m", mark) before the outcomes; the thread: scheduled before them); later commits
+    report nothing."""
+    path = _store(tmp_path)
+    other = SqliteStore(path)
+    other.instance = "primary"
+    other.apply([SetSqn("001010000000000", 96)])
+    mark = other.writer_mark()
+    other.close()
+    order: list[object] = []
+
+    async def run() -> None:
+        def open_writer() -> SqliteStore:
+            store = SqliteStore(path)
+            store.instance = "standby"
+            return store
+
+        pc: Committer = (ProcessCommitter((str(path), "full", 5.0, {"instance": "standby"})) if writer == "process"
+                         else GroupCommitter(open_writer))
+        pc.on_taken_over = order.append
+        await pc.open()
+        try:
+            for i in range(2):
+                fut = pc.submit([SetSqn("001010000000001", 32 * (i + 1))])
+                fut.add_done_callback(lambda f: order.append("outcome"))
+                await fut
+        finally:
+            await pc.close()
+
+    asyncio.run(run())
+    assert order == [mark, "outcome", "outcome"]
+    store = SqliteStore(path)
+    try:
+        assert store.writer_mark() == ("standby", mark[1] + 1)
+    finally:
+        store.close()
