@@ -62,10 +62,7 @@ def notify(state: str, env: Mapping[str, str] | None = None) -> bool:
 
 def ready(status_text: str | None = None) -> bool:
     """Tell systemd the daemon is listening (``READY=1``), optionally with a STATUS line."""
-    state = "READY=1"
-    if status_text:
-        state += "\nSTATUS=" + _one_line(status_text)
-    return notify(state)
+    return notify(_with_status("READY=1", status_text))
 
 
 def stopping() -> bool:
@@ -86,10 +83,11 @@ def status(text: str) -> bool:
 def extend_timeout(seconds: float, status_text: str | None = None) -> bool:
     """Ask for ``seconds`` more before the start-up (or stop) counts as failed
     (``EXTEND_TIMEOUT_USEC``, systemd 236+), optionally with a STATUS line."""
-    state = f"EXTEND_TIMEOUT_USEC={int(seconds * 1_000_000)}"
-    if status_text:
-        state += "\nSTATUS=" + _one_line(status_text)
-    return notify(state)
+    return notify(_with_status(f"EXTEND_TIMEOUT_USEC={int(seconds * 1_000_000)}", status_text))
+
+
+def _with_status(state: str, status_text: str | None) -> str:
+    return state + "\nSTATUS=" + _one_line(status_text) if status_text else state
 
 
 def _one_line(text: str) -> str:

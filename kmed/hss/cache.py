@@ -159,9 +159,7 @@ class ReadCache:
             return
         self._mark_seen = mark
         if mark[0] != self.instance:  # another HSS wrote (this one would mark its own name)
-            self.clear()
-            if self._on_foreign is not None:
-                self._on_foreign()
+            self._foreign()
 
     def taken_over(self, mark: tuple[str, int]) -> None:
         """A commit of this HSS took the store over from ``mark``, the last commit of another
@@ -170,9 +168,13 @@ class ReadCache:
         own commit, between two checks): empty the cache as :meth:`_check_writers` would."""
         seen, self._mark_seen = self._mark_seen, (self.instance or "", mark[1] + 1)
         if self.instance is not None and mark != seen:
-            self.clear()
-            if self._on_foreign is not None:
-                self._on_foreign()
+            self._foreign()
+
+    def _foreign(self) -> None:
+        """Another HSS process has committed: forget everything, then tell the daemon."""
+        self.clear()
+        if self._on_foreign is not None:
+            self._on_foreign()
 
     def _next_mark_turn(self) -> None:
         self._mark_checked = False

@@ -332,18 +332,18 @@ async def serve(config_path: str, conf: dict[str, Any]) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     warming: list[asyncio.Task[None]] = []
-    phase = ["starting"]  # then "serving", then "stopping"
+    serving = False  # READY=1 sent
 
     def rewarm() -> None:
         """After a clear (SIGHUP, another HSS's commits): warm the cache again while serving
         (the last warm-up stops); not once stopping."""
         for task in warming:
             task.cancel()
-        if hss["cache_warm"] and phase[0] != "stopping":
+        if hss["cache_warm"] and not stop.is_set():
             warming[:] = [asyncio.ensure_future(warm_cache(cache, reader, cache.generation, freeze=True))]
 
     loop.add_signal_handler(signal.SIGHUP,
-                            lambda: _reload(config_path, server, service, rewarm, phase[0] == "serving"))
+                            lambda: _reload(config_path, server, service, rewarm, serving))
 
     def another_writer() -> None:
         log.warning("hss_cache_cleared", reason="another HSS process committed to the store")
@@ -357,19 +357,22 @@ async def serve(config_path: str, conf: dict[str, Any]) -> int:
         await asyncio.wait((starting, stopping), return_when=asyncio.FIRST_COMPLETED)
         starting.cancel()
         stopping.cancel()
-    if stop.is_set():  # SIGTERM before READY=1: nothing was served
-        log.info("hss_stopping")
+
+    async def close_store() -> None:
         await committer.close()
         reader.close()
         if metrics_server is not None:
             metrics_server.close()
+
+    if stop.is_set():  # SIGTERM before READY=1: nothing was served
+        log.info("hss_stopping")
+        await close_store()
         return status
     try:
         await server.start()
     except OSError as exc:
         log.error("hss_listen_failed", error=str(exc))
-        await committer.close()
-        reader.close()
+        await close_store()
         return 1
     # What start-up made (modules, tables, the schema's objects) lives as long as the process:
     # out of the collector's sight, so that its full collections, which the read cache's
@@ -378,7 +381,7 @@ async def serve(config_path: str, conf: dict[str, Any]) -> int:
     endpoints = [str(ep) for ep in server.bound_endpoints]
     log.info("hss_ready", listen=endpoints, store=str(db_path), pid=os.getpid())
     systemd.ready(f"listening on {', '.join(endpoints)}")
-    phase[0] = "serving"
+    serving = True
     watchdog = systemd.start_watchdog(stop)
     peer_timer: asyncio.TimerHandle | None = None
     if metrics is not None:
@@ -396,15 +399,11 @@ async def serve(config_path: str, conf: dict[str, Any]) -> int:
         peer_timer.cancel()
     log.info("hss_stopping")
     t0 = time.monotonic()
-    phase[0] = "stopping"  # no warm-up may start now
-    loop.remove_signal_handler(signal.SIGHUP)
+    loop.remove_signal_handler(signal.SIGHUP)  # stop is set: rewarm() starts nothing now
     for task in warming:
         task.cancel()
     await server.stop(STOP_DEADLINE_S)
-    await committer.close()
-    reader.close()
-    if metrics_server is not None:
-        metrics_server.close()
+    await close_store()
     if watchdog is not None:
         watchdog.cancel()
     log.info("hss_stopped", drained_s=round(time.monotonic() - t0, 3), batches=committer.batches,

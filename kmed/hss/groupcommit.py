@@ -173,7 +173,7 @@ class GroupCommitter(Committer):
                 self.batches += 1
                 self.requests += len(batch)
                 assert self._loop is not None
-                taken_over = getattr(store, "taken_over", None)
+                taken_over = store.taken_over
                 try:
                     if taken_over is not None and self.on_taken_over is not None:
                         self._loop.call_soon_threadsafe(self.on_taken_over, taken_over)

@@ -104,8 +104,7 @@ class SqliteStore:
         ).fetchone()
         if row is None:
             return None
-        kme = None if row[4] is None else StoredKme(row[4], row[5], row[6], row[7])
-        return Subscriber(imsi, row[0], row[1], row[2], row[3], kme)
+        return Subscriber(imsi, row[0], row[1], row[2], row[3], _held(row, 4))
 
     def subscribers_after(self, imsi: str, limit: int) -> list[Subscriber]:
         # One AMF object per value: a million subscribers mostly share one (35 octets each).
@@ -115,8 +114,7 @@ class SqliteStore:
             " FROM subscribers s LEFT JOIN kmes m ON m.imsi = s.imsi WHERE s.imsi > ? ORDER BY s.imsi LIMIT ?",
             (imsi, limit),
         ).fetchall()
-        return [Subscriber(r[0], r[1], r[2], amfs.setdefault(r[3], r[3]), r[4],
-                           None if r[5] is None else StoredKme(r[5], r[6], r[7], r[8])) for r in rows]
+        return [Subscriber(r[0], r[1], r[2], amfs.setdefault(r[3], r[3]), r[4], _held(r, 5)) for r in rows]
 
     def device(self, imei: str) -> Device | None:
         row = self._db.execute("SELECT profile, public_key FROM devices WHERE imei = ?", (imei,)).fetchone()
@@ -169,10 +167,10 @@ class SqliteStore:
                 _padded_rows(db, _LOCATION_UPSERT, list(locations.values()))
             found = None
             if self.instance is not None:  # read in the write transaction: no commit can slip between
-                mark = db.execute("SELECT instance, n FROM hss_writer").fetchone()
+                mark = self.writer_mark()
                 if mark[0] != self.instance:
                     db.execute("UPDATE hss_writer SET instance = ?, n = n + 1 WHERE id = 0", (self.instance,))
-                    found = (str(mark[0]), int(mark[1]))
+                    found = mark
             if audits:
                 db.executemany(
                     "INSERT INTO kme_audit (at, event, imsi, imei, kme_fingerprint, issued_at, reason, peer)"
@@ -334,6 +332,12 @@ _LOCATION_UPSERT = (
     " origin_realm = excluded.origin_realm, visited_plmn = excluded.visited_plmn, rat_type = excluded.rat_type,"
     " imei = excluded.imei, software_version = excluded.software_version, updated_at = excluded.updated_at"
 )
+
+
+def _held(row: tuple[Any, ...], at: int) -> StoredKme | None:
+    """The KME held, from ``kmes``'s kme, imei, issued_at, stored_at at ``row[at:at + 4]``
+    (None after a LEFT JOIN that found none)."""
+    return None if row[at] is None else StoredKme(row[at], row[at + 1], row[at + 2], row[at + 3])
 
 
 def _padded_rows(db: sqlite3.Connection, template: str, rows: list[tuple[Any, ...]]) -> None:

@@ -158,6 +158,11 @@ class StoreReader(Protocol):
 class Store(StoreReader, Protocol):
     """The whole store: reads, transactional writes, admin operations."""
 
+    #: the HSS process whose commits :meth:`apply` marks (None: not an HSS writer)
+    instance: str | None
+    #: after :meth:`apply`: the mark of another HSS process its commit took the store over from
+    taken_over: tuple[str, int] | None
+
     def apply(self, writes: Sequence[Write]) -> list[bool]:
         """Apply ``writes`` in one transaction and commit it durably. Returns one flag per
         write: True when it took effect (a :class:`StoreKme` can lose to a newer KME)."""

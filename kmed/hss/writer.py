@@ -174,8 +174,8 @@ class ProcessCommitter(Committer):
     batches are sent before the first is answered (the child commits them in order)."""
 
     def __init__(self, store_spec: tuple[str, str, float] | tuple[str, str, float, dict[str, Any]],
-                 max_batch: int = 1024,
-                 handover_chunk: int = 16, on_dead: Callable[[str], None] | None = None, max_in_child: int = 2) -> None:
+                 max_batch: int = 1024, handover_chunk: int = 16, on_dead: Callable[[str], None] | None = None,
+                 max_in_child: int = 2) -> None:
         super().__init__(max_batch, handover_chunk)
         self.store_spec = store_spec
         self.on_dead = on_dead
@@ -357,9 +357,8 @@ def _serve(store: Store, frames: list[Any], send: Callable[[bytes], object],
     if checkpointer is not None:
         checkpointer.committed()
     replies: list[bytes] = []
-    taken_over = getattr(store, "taken_over", None)
-    if taken_over is not None:  # before the outcomes: the parent empties its cache first
-        replies.append(_frame(("m", taken_over)))
+    if store.taken_over is not None:  # before the outcomes: the parent empties its cache first
+        replies.append(_frame(("m", store.taken_over)))
     done = 0
     for body in batches:
         mine = outcomes[done : done + len(body)]

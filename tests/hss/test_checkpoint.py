@@ -134,9 +134,10 @@ def test_a_long_wal_starts_over_after_the_writers_catch_up(tmp_path: Path) -> No
 
 def test_a_reader_in_the_wal_holds_no_commit_back(tmp_path: Path) -> None:
     """Session 4's RESTART checkpoint waited for readers while holding the write lock: with a
-    reader in the WAL every commit stalled for the busy timeout (here 5 s each). The catch-up
-    never waits; while the reader is there no catch-up is asked for; once it has gone the
-    thread copies the backlog and the WAL starts over."""
+    reader in the WAL every commit stalled for the busy timeout. Here that would be 5 s for
+    each of 20 commits, past the module's 60 s timeout. The catch-up never waits; while the
+    reader is there no catch-up is asked for; once it has gone the thread copies the backlog
+    and the WAL starts over."""
     path = _provisioned(tmp_path)
     writer = SqliteStore(path, wal_autocheckpoint=0, busy_timeout_s=5.0)
     opener = partial(SqliteStore, path)
@@ -147,13 +148,11 @@ def test_a_reader_in_the_wal_holds_no_commit_back(tmp_path: Path) -> None:
         _commit_many(writer, 30)
         reader._db.execute("BEGIN")
         assert reader.subscriber(IMSIS[0]) is not None  # holds a snapshot in the WAL
-        started = time.monotonic()
         for r in range(20):
             ck.before_write()
             _commit_many(writer, 1, base=20_000 + 32 * r)
             ck.committed()
             time.sleep(0.005)  # the thread's passes run meanwhile
-        assert time.monotonic() - started < 4.0, "a commit waited for the reader"
         assert _wal_frames(opener) > 30, "the WAL cannot start over under a reader"
         _until(lambda: not ck._catch_up.is_set())
         runs = ck.runs
