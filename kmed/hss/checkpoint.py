@@ -11,7 +11,13 @@ answers/s and p99 12.5 ms against 7,700–8,400 and 24–26 ms; session 5).
 :class:`Checkpointer` runs ``PRAGMA wal_checkpoint(PASSIVE)`` on a connection of its own, in a
 thread of the writer child (SQLite releases the GIL meanwhile, and a PASSIVE checkpoint takes
 only brief locks, never the writer's), at most every ``interval_s`` while commits come; the
-writer's own connection checkpoints only as a backstop (below). Both connections have the store's ``synchronous``
+writer's own connection checkpoints only as a backstop (below). The interval is 1 s, not 0.1 s
+as in session 5: a page written again within it is copied once, and with AIRs spread over a
+million subscribers (a leaf page per AIR) 0.1 s meant one page copy per AIR. Measured
+(session 6, `kmed bench hss --subscribers 1000000`, six runs each, interleaved): the thread's
+CPU 6.3–8.0 µs per AIR with 0.1 s, 3.6–4.8 µs with 1 s, and p99 lower in every pair
+(e.g. 19.3 -> 16.3 ms). At ~10,000 commits' frames a second the WAL then holds ~10,000
+frames when a pass starts (40 MB), far below the backstop. Both connections have the store's ``synchronous``
 setting, so a checkpoint syncs the WAL before copying and the database file after.
 
 Starting the WAL over. SQLite restarts the WAL from its beginning when a writer begins a
@@ -41,6 +47,9 @@ from typing import Protocol
 #: The writer connection's ``wal_autocheckpoint``: SQLite's own checkpoint, inside a COMMIT,
 #: only if the WAL got this long anyway (the thread failing, a reader holding the WAL).
 BACKSTOP_FRAMES = 40_000
+#: The thread's pace (module doc) and the WAL's length past which it starts the WAL over.
+INTERVAL_S = 1.0
+RESTART_FRAMES = 10_000
 
 
 class Checkpointing(Protocol):
@@ -55,8 +64,8 @@ class Checkpointer:
     """PASSIVE checkpoints on ``open_store()``'s connection in a thread, and the catch-ups of
     the ``writer``'s connection (module doc)."""
 
-    def __init__(self, open_store: Callable[[], Checkpointing], writer: Checkpointing, interval_s: float = 0.1,
-                 restart_frames: int = 10_000, settle_frames: int = 256,
+    def __init__(self, open_store: Callable[[], Checkpointing], writer: Checkpointing, interval_s: float = INTERVAL_S,
+                 restart_frames: int = RESTART_FRAMES, settle_frames: int = 256,
                  report: Callable[[str], None] | None = None) -> None:
         self._open_store = open_store
         self._writer = writer

@@ -60,7 +60,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from kmed.hss.checkpoint import BACKSTOP_FRAMES, Checkpointer
+from kmed.hss.checkpoint import BACKSTOP_FRAMES, INTERVAL_S, RESTART_FRAMES, Checkpointer
 from kmed.hss.groupcommit import CommitFailed, Committer, Queued, _Item, _resolve, commit_batch
 from kmed.hss.store import AuditKme, SetLocation, SetSqn, Store, StoredKme, StoreError, StoreKme, Subscriber
 from kmed.hss.vectors import VectorJob
@@ -169,8 +169,8 @@ class _ChildLink(asyncio.Protocol):
 class ProcessCommitter(Committer):
     """A :class:`~kmed.hss.groupcommit.Committer` whose writer is a child process (module doc). ``store_spec``
     is ``(path, synchronous, busy_timeout_s[, options])``, what the child opens; options: the
-    ``instance`` that marks its commits (kmed.hss.cache) and, for tests, the WAL's
-    ``restart_frames`` (kmed.hss.checkpoint); up to ``max_in_child``
+    ``instance`` that marks its commits (kmed.hss.cache) and, for tests, the checkpoints'
+    ``restart_frames`` and ``interval_s`` (kmed.hss.checkpoint); up to ``max_in_child``
     batches are sent before the first is answered (the child commits them in order)."""
 
     def __init__(self, store_spec: tuple[str, str, float] | tuple[str, str, float, dict[str, Any]],
@@ -395,7 +395,7 @@ def child_main(fd: int) -> int:
     if spec is None:
         return 0
     try:
-        path, synchronous, busy, *more = spec  # more: {"instance": …, "restart_frames": … (tests)}
+        path, synchronous, busy, *more = spec  # more: {"instance": …, "restart_frames", "interval_s" (tests)}
         options = more[0] if more else {}
 
         def open_store(wal_autocheckpoint: int | None) -> SqliteStore:
@@ -405,8 +405,8 @@ def child_main(fd: int) -> int:
         store = open_store(BACKSTOP_FRAMES)
         store.instance = options.get("instance")
         checkpointer = Checkpointer(partial(open_store, None), store, report=_report_checkpoint_error,
-                                    **({"restart_frames": int(options["restart_frames"])}
-                                       if "restart_frames" in options else {}))
+                                    interval_s=float(options.get("interval_s", INTERVAL_S)),
+                                    restart_frames=int(options.get("restart_frames", RESTART_FRAMES)))
         checkpointer.start()
     except Exception as exc:  # reported to the parent's start
         sock.sendall(_frame(f"{type(exc).__name__}: {exc}"))

@@ -298,7 +298,8 @@ def test_the_child_checkpoints_beside_its_commits_and_the_wal_starts_over(tmp_pa
     imsis = [f"00101000000{i:04d}" for i in range(50)]
 
     async def run() -> tuple[int, int]:
-        pc = ProcessCommitter((str(path), "full", 5.0, {"restart_frames": 40}), max_batch=8)
+        pc = ProcessCommitter((str(path), "full", 5.0, {"restart_frames": 40, "interval_s": 0.1}),
+                              max_batch=8)
         await pc.open()
         try:
             for r in range(150):  # each awaited: 150 transactions of ~2 frames
