@@ -10,7 +10,7 @@ import pytest
 
 from kmed.hss.cache import ReadCache
 from kmed.hss.sqlite_store import SqliteStore
-from kmed.hss.store import SetLocation, SetSqn, StoreKme
+from kmed.hss.store import SetLocation, SetSqn, StoreKme, Subscriber
 from tests.hss.conftest import IMEI, IMSI, OPC, K
 
 OTHER = "001010000000002"
@@ -25,6 +25,14 @@ def store(tmp_path: Path) -> SqliteStore:
     return s
 
 
+def _hit(cache: ReadCache, imsi: str) -> Subscriber:
+    """The subscriber, asserted to come from the cache (a hit, no read of the store)."""
+    hits, misses = cache.hits, cache.misses
+    sub = cache.subscriber(imsi)
+    assert sub is not None and (cache.hits, cache.misses) == (hits + 1, misses), f"{imsi} is not cached"
+    return sub
+
+
 def _kme_write(kme: bytes, issued_at: int) -> StoreKme:
     return StoreKme(IMSI, IMEI, kme, issued_at, issued_at + 1, "fp", "mme")
 
@@ -33,7 +41,7 @@ def test_a_served_subscriber_is_read_once(store: SqliteStore) -> None:
     cache = ReadCache(store, 10)
     first = cache.subscriber(IMSI, False)
     assert first is not None and (first.k, first.opc, first.sqn) == (K, OPC, 32)
-    assert cache.subscriber(IMSI) is first
+    assert _hit(cache, IMSI) == first
     assert (cache.hits, cache.misses) == (1, 1)
 
 
@@ -125,6 +133,34 @@ def test_a_failed_commit_drops_the_entry(store: SqliteStore) -> None:
     assert cache.subscriber(IMSI).sqn == 32  # type: ignore[union-attr]  # the store's value
 
 
+def test_entries_that_leave_give_their_slot_and_kme_to_no_one_else(store: SqliteStore) -> None:
+    """The record layout (kmed.hss.cache, module doc): each entry's SQN sits at a slot of a
+    shared array and its KME in a side table; an entry evicted, or dropped by a failed commit,
+    frees its slot, and the entry that reuses the slot sees its own SQN and no KME."""
+    imsis = [f"0010100000002{i:02d}" for i in range(6)]
+    for n, imsi in enumerate(imsis):
+        store.add_subscriber(imsi, K, OPC, b"\x80\x00", 32 * (n + 1))
+    cache = ReadCache(store, 3)
+    for imsi in imsis[:3]:
+        assert cache.subscriber(imsi) is not None
+    held = [StoreKme(imsis[0], IMEI, b"\x11" * 32, 5, 6, "fp", "mme")]
+    cache.writing(held)
+    cache.written(held, [True])
+    bumped = [SetSqn(imsis[1], 999)]
+    cache.writing(bumped)
+    cache.written(bumped, None)  # the commit failed: the entry goes, its slot is free
+    assert cache.wants(imsis[1]) and len(cache) == 2
+    assert _hit(cache, imsis[0]).kme is not None
+    cache.subscriber(imsis[3])  # takes the freed slot
+    cache.subscriber(imsis[4])  # evicts the oldest (imsis[0], with its KME)
+    assert cache.wants(imsis[0]) and len(cache) == 3
+    for n in (2, 3, 4):
+        sub = _hit(cache, imsis[n])
+        assert (sub.sqn, sub.kme) == (32 * (n + 1), None), imsis[n]
+    again = cache.subscriber(imsis[0])  # read from the store again: no KME was stored there
+    assert again is not None and again.kme is None and again.sqn == 32
+
+
 def test_capacity_bounds_the_entries_and_zero_turns_it_off(store: SqliteStore) -> None:
     imsis = [f"0010100000001{i:02d}" for i in range(20)]
     for imsi in imsis:
@@ -133,7 +169,7 @@ def test_capacity_bounds_the_entries_and_zero_turns_it_off(store: SqliteStore) -
     for imsi in imsis:
         cache.subscriber(imsi)
     assert len(cache) == 5
-    assert cache.subscriber(imsis[-1]) is cache.subscriber(imsis[-1])  # the newest stayed
+    assert _hit(cache, imsis[-1]).imsi == imsis[-1] and cache.wants(imsis[0])  # the newest stayed, the oldest left
     off = ReadCache(store, 0)
     assert off.subscriber(IMSI) is not off.subscriber(IMSI) and len(off) == 0
     cache.clear()
@@ -158,9 +194,9 @@ def test_a_subscriber_read_elsewhere_is_kept_unless_a_write_is_in_flight(store: 
     assert len(cache) == 0
     cache.load(fresh, cache.generation)
     assert len(cache) == 1 and not cache.wants(IMSI)
-    assert cache.subscriber(IMSI) is fresh and fresh.sqn == 64
+    assert _hit(cache, IMSI) == fresh and fresh.sqn == 64
     cache.load(sub, cache.generation)  # an entry already there is not replaced
-    assert cache.subscriber(IMSI) is fresh
+    assert _hit(cache, IMSI).sqn == 64
     assert not ReadCache(store, 0).wants(IMSI), "no cache, nothing to read ahead"
 
 
@@ -213,7 +249,7 @@ def test_another_hss_committing_to_the_store_empties_the_cache(store: SqliteStor
     cache.writing(own)
     store.apply(own)  # this HSS's own commit: marked "standby", nothing emptied
     cache.written(own, [True])
-    assert cache.subscriber(IMSI) is first and first.sqn == 64 and foreign == []
+    assert _hit(cache, IMSI).sqn == 64 and foreign == []
     other = SqliteStore(tmp_path / "hss.sqlite")
     other.instance = "primary"
     other.apply([SetSqn(IMSI, 96)])  # the other HSS serves the subscriber
@@ -224,7 +260,7 @@ def test_another_hss_committing_to_the_store_empties_the_cache(store: SqliteStor
     admin = SqliteStore(tmp_path / "hss.sqlite")  # kmed admin adds a subscriber: no HSS mark
     admin.add_subscriber(OTHER, K, OPC, b"\x80\x00", 0)
     admin.close()
-    assert cache.subscriber(IMSI) is again and foreign == [cache.generation]
+    assert _hit(cache, IMSI) == again and foreign == [cache.generation]
 
 
 def test_a_commit_of_the_other_hss_just_before_ours_is_caught_by_ours(store: SqliteStore, tmp_path: Path) -> None:
@@ -259,12 +295,13 @@ def test_the_writer_check_runs_once_per_loop_turn(store: SqliteStore, tmp_path: 
     cache = ReadCache(store, 10, schedule=turns.append)
     cache.follow_writers("standby")
     first = cache.subscriber(IMSI)
+    assert first is not None and first.sqn == 32
     other = SqliteStore(tmp_path / "hss.sqlite")
     other.instance = "primary"
     other.apply([SetSqn(IMSI, 96)])
     other.close()
-    assert cache.subscriber(IMSI) is first, "the same turn: checked at its first lookup"
+    assert _hit(cache, IMSI).sqn == 32, "the same turn: checked at its first lookup"
     for callback in turns:
         callback()  # the next turn
     again = cache.subscriber(IMSI)
-    assert again is not first and again is not None and again.sqn == 96
+    assert again is not None and again.sqn == 96 and cache.misses == 2
