@@ -7,7 +7,11 @@ vector each, for random subscribers of the range. Every answer is decoded and mu
 DIAMETER_SUCCESS. Prints answers per second, latency percentiles, the HSS's CPU time per
 request and its commit batching.
 
-The machine is shared: figures are indicative; run it a few times.
+The machine is shared: figures are indicative; run it a few times. ``--compare N`` measures a
+ratio instead, drift cancelled: a second HSS with N subscribers runs beside the first, and the
+measured requests go to one HSS then the other in short alternating rounds (issue 4: the rate
+with a million subscribers against the rate with 1,000; this machine's speed drifts by ±15 %
+within minutes, so separate runs cannot tell a 15 % difference).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -303,6 +308,13 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--writer", choices=["process", "thread"], default=None,
                     help="the HSS's [store] writer (default: the HSS's default, process)")
     ap.add_argument("--keep", metavar="DIR", help="use DIR (store reused if present) and keep it")
+    ap.add_argument("--compare", type=int, default=None, metavar="N",
+                    help="also start an HSS with N subscribers (a fresh store) and alternate the measured requests "
+                         "between the two in --rounds rounds; prints both rates and their ratio")
+    ap.add_argument("--rounds", type=int, default=10,
+                    help="rounds of --compare (each HSS gets --requests / rounds per round)")
+    ap.add_argument("--settle", type=float, default=1.5, metavar="S",
+                    help="--compare: pause before each round (longer than the HSS's WAL checkpoint interval, 1 s)")
     ap.add_argument("--callgrind", action="store_true",
                     help="run the HSS under valgrind's callgrind and print its instructions per request "
                          "(repeatable on a loaded machine; about 50x slower: use fewer requests)")
@@ -311,59 +323,32 @@ def main(argv: list[str]) -> int:
     from kmed.diameter.transport import install_uvloop
 
     install_uvloop()
-    root = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="kmed-bench-hss-"))
-    root.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    config = write_config(root, port, args.log_level, args.cache, args.writer)
-    fresh = not (root / "hss.sqlite").exists()
-    if fresh:
-        took = provision(config, args.subscribers)
-        print(f"provision-range: {args.subscribers} subscribers, devices and pairs in {took:.1f} s "
-              f"({args.subscribers / took:,.0f} per s)")
-    log_path = root / "hss.log"
+    if args.compare is not None:
+        if args.callgrind:
+            ap.error("--compare and --callgrind do not go together")
+        return compare(args)
     callgrind = Callgrind() if args.callgrind else None
-    log_from = log_path.stat().st_size if log_path.exists() else 0  # this run's lines only
-    started = time.monotonic()
-    proc = start_hss(config, log_path, callgrind.prefix() if callgrind else None)
-    ready_s = time.monotonic() - started
+    hss = Hss.prepare(Path(args.keep) if args.keep else None, args.subscribers, args)
+    hss.start(callgrind.prefix() if callgrind else None)
     if callgrind is not None:
-        callgrind.pid = proc.pid  # valgrind runs the program in its own process
+        callgrind.pid = hss.pid  # valgrind runs the program in its own process
     try:
         drawn = min(args.active or args.subscribers, args.subscribers)
-        run = asyncio.run(run_client(port, drawn, args.inflight, args.requests, args.warmup, proc.pid, callgrind))
+        run = asyncio.run(run_client(hss.port, drawn, args.inflight, args.requests, args.warmup, hss.pid, callgrind))
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            status = proc.wait(120 if callgrind else 30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            status = -9
+        status = hss.stop(120 if callgrind else 30)
         if callgrind is not None:
             callgrind.close()
     client = run.client
     rate = run.requests / run.elapsed
-    batches = ""
-    warmed = ""
-    with log_path.open("rb") as f:
-        f.seek(log_from)
-        lines = f.read().decode(errors="replace").splitlines()
-    for line in lines:
-        if '"hss_cache_warmed"' in line:
-            ev = json.loads(line)
-            warmed = f", read cache warmed with {ev['cached']:,} subscribers in {ev['seconds']:.1f} s"
-        if '"hss_stopped"' in line:
-            ev = json.loads(line)
-            batches = f"; {ev['committed'] / max(1, ev['batches']):.1f} requests per commit (whole run)"
-            if "cache_hits" in ev:
-                looked = max(1, ev["cache_hits"] + ev["cache_misses"])
-                batches += f"; read cache hits {100 * ev['cache_hits'] / looked:.0f}%"
+    warmed, batches = hss.logged()
     cache = "default" if args.cache is None else args.cache
     active = "" if args.active is None else f" (AIRs for the first {drawn} only)"
     print(f"kmed bench hss: AIR/AIA, 1 vector, {args.inflight} in flight, {args.subscribers} subscribers{active}, "
           f"HSS log level {args.log_level}, read cache {cache}, writer {args.writer or 'default'}; "
           f"{os.cpu_count()} CPUs, load average {load_average()}")
     print(f"  code {code_origin()}")
-    print(f"  HSS ready in {ready_s:.1f} s{warmed}")
+    print(f"  HSS ready in {hss.ready_s:.1f} s{warmed}")
     print(f"  {run.requests} answers in {run.elapsed:.2f} s = {rate:,.0f} per s; failed {client.failed}")
     print(f"  latency p50 {pct(client.lat, 50):.2f} ms, p99 {pct(client.lat, 99):.2f} ms, "
           f"max {max(client.lat) * 1000:.2f} ms")
@@ -379,10 +364,151 @@ def main(argv: list[str]) -> int:
     if run.instructions is not None:
         print(f"  HSS instructions per request (callgrind, all threads): {run.instructions / run.requests:,.0f} "
               "(rates and times above are those of the instrumented HSS)")
-    if not args.keep:
-        with contextlib.suppress(OSError):
-            shutil.rmtree(root)
+    hss.remove()
     return 0 if client.failed == 0 and status == 0 else 1
+
+
+class Hss:
+    """One HSS of the benchmark: its directory (``keep``: a store kept between runs), config,
+    process and log."""
+
+    def __init__(self, root: Path, keep: bool, port: int, config: Path) -> None:
+        self.root = root
+        self.keep = keep
+        self.port = port
+        self.config = config
+        self.log_path = root / "hss.log"
+        self.log_from = 0
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.ready_s = 0.0
+
+    @classmethod
+    def prepare(cls, keep: Path | None, subscribers: int, args: argparse.Namespace) -> Hss:
+        """Write the config, and provision the store unless ``keep`` holds one already."""
+        root = keep or Path(tempfile.mkdtemp(prefix="kmed-bench-hss-"))
+        root.mkdir(parents=True, exist_ok=True)
+        port = free_port()
+        hss = cls(root, keep is not None, port, write_config(root, port, args.log_level, args.cache, args.writer))
+        if not (root / "hss.sqlite").exists():
+            took = provision(hss.config, subscribers)
+            print(f"provision-range: {subscribers} subscribers, devices and pairs in {took:.1f} s "
+                  f"({subscribers / took:,.0f} per s)")
+        return hss
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def start(self, prefix: list[str] | None = None) -> None:
+        """Start it and wait until it is ready (READY=1)."""
+        self.log_from = self.log_path.stat().st_size if self.log_path.exists() else 0  # this run's lines only
+        started = time.monotonic()
+        self.proc = start_hss(self.config, self.log_path, prefix)
+        self.ready_s = time.monotonic() - started
+
+    def stop(self, timeout: float = 30) -> int:
+        """SIGTERM, then its exit status (-9: killed after ``timeout``; 0 if never started)."""
+        if self.proc is None:
+            return 0
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return -9
+
+    def logged(self) -> tuple[str, str]:
+        """From this run's log lines: the warm-up, and the commit batching and cache hits."""
+        warmed = batches = ""
+        with self.log_path.open("rb") as f:
+            f.seek(self.log_from)
+            lines = f.read().decode(errors="replace").splitlines()
+        for line in lines:
+            if '"hss_cache_warmed"' in line:
+                ev = json.loads(line)
+                warmed = f", read cache warmed with {ev['cached']:,} subscribers in {ev['seconds']:.1f} s"
+            if '"hss_stopped"' in line:
+                ev = json.loads(line)
+                batches = f"; {ev['committed'] / max(1, ev['batches']):.1f} requests per commit (whole run)"
+                if "cache_hits" in ev:
+                    looked = max(1, ev["cache_hits"] + ev["cache_misses"])
+                    batches += f"; read cache hits {100 * ev['cache_hits'] / looked:.0f}%"
+        return warmed, batches
+
+    def remove(self) -> None:
+        """Delete its directory unless it was given to keep."""
+        if not self.keep:
+            with contextlib.suppress(OSError):
+                shutil.rmtree(self.root)
+
+
+async def alternate(hsss: list[Hss], actives: list[int], args: argparse.Namespace) -> list[tuple[list[float], Client]]:
+    """--compare: a client per HSS (CER, warm-up), then ``args.rounds`` rounds in which each HSS
+    in turn gets its share of the measured requests (the order flips every round); per HSS the
+    rate of each round, and its client (latencies of all rounds)."""
+    loop = asyncio.get_running_loop()
+    clients: list[Client] = []
+    for hss, active in zip(hsss, actives, strict=True):
+        _, client = await loop.create_connection(partial(Client, IMSI_FIRST, active, args.inflight), "127.0.0.1",
+                                                 hss.port)
+        cea = await asyncio.wait_for(client.cea, 10)
+        if cea.result_code() != 2001:
+            raise RuntimeError(f"CEA result {cea.result_code()}")
+        await asyncio.wait_for(client.run(args.warmup, measure=False), 3600)
+        clients.append(client)
+    per_round = max(1, args.requests // max(1, args.rounds))
+    rates: list[list[float]] = [[] for _ in hsss]
+    for r in range(max(1, args.rounds)):
+        order = list(range(len(hsss)))
+        for i in order if r % 2 == 0 else order[::-1]:
+            # The HSS measured last finishes its deferred work first (its WAL checkpoint comes
+            # up to a second after its commits), so that it does not run in the next round.
+            await asyncio.sleep(args.settle)
+            client = clients[i]
+            await asyncio.wait_for(client.run(per_round, measure=True), 3600)
+            rates[i].append(per_round / (client.t_end - client.t_begin))
+    for client in clients:
+        client.transport.close()
+    return list(zip(rates, clients, strict=True))
+
+
+def compare(args: argparse.Namespace) -> int:
+    """``--compare N``: the HSS of ``--subscribers`` against one of N subscribers (module doc)."""
+    from kmed.bench.machine import code_origin, load_average
+
+    sizes = [args.subscribers, args.compare]
+    hsss = [Hss.prepare(Path(args.keep) if args.keep else None, args.subscribers, args),
+            Hss.prepare(None, args.compare, args)]
+    statuses: list[int] = []
+    try:
+        for hss in hsss:
+            hss.start()
+        actives = [min(args.active or n, n) for n in sizes]
+        results = asyncio.run(alternate(hsss, actives, args))
+    finally:
+        statuses = [hss.stop() for hss in hsss]
+    rounds = len(results[0][0])
+    print(f"kmed bench hss --compare: AIR/AIA, 1 vector, {args.inflight} in flight, {rounds} rounds of "
+          f"{max(1, args.requests // rounds)} requests per HSS, alternating; HSS log level {args.log_level}, "
+          f"read cache {'default' if args.cache is None else args.cache}, writer {args.writer or 'default'}; "
+          f"{os.cpu_count()} CPUs, load average {load_average()}")
+    print(f"  code {code_origin()}")
+    overall: list[float] = []
+    failed = 0
+    for n, hss, (rates, client) in zip(sizes, hsss, results, strict=True):
+        warmed, _ = hss.logged()
+        overall.append(len(rates) / sum(1 / r for r in rates))  # equal requests per round: harmonic mean
+        failed += client.failed
+        print(f"  {n:,} subscribers: {overall[-1]:,.0f} answers per s; latency p50 {pct(client.lat, 50):.2f} ms, "
+              f"p99 {pct(client.lat, 99):.2f} ms; failed {client.failed}; HSS ready in {hss.ready_s:.1f} s{warmed}")
+        print(f"    rounds: {' / '.join(f'{r:,.0f}' for r in rates)}")
+    pairs = sorted(100 * a / b for a, b in zip(results[0][0], results[1][0], strict=True))
+    print(f"  {sizes[0]:,} subscribers at {100 * overall[0] / overall[1]:.1f} % of the rate with {sizes[1]:,} "
+          f"(round by round: median {pairs[len(pairs) // 2]:.1f} %, {pairs[0]:.0f}–{pairs[-1]:.0f} %)")
+    for hss in hsss:
+        hss.remove()
+    return 0 if failed == 0 and statuses == [0, 0] else 1
 
 
 if __name__ == "__main__":  # pragma: no cover

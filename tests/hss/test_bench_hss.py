@@ -28,6 +28,19 @@ def test_bench_hss_small_run_prints_its_figures() -> None:
     assert f"code {Path(kmed.__file__).resolve().parent}" in out, out
 
 
+def test_bench_hss_compare_alternates_two_hss_and_prints_the_ratio() -> None:
+    done = run_kmed("bench", "hss", "--subscribers", "60", "--compare", "30", "--requests", "400", "--rounds", "4",
+                    "--warmup", "20", "--inflight", "8", "--settle", "0.1", timeout=240)
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = done.stdout
+    assert "4 rounds of 100 requests per HSS" in out, out
+    for n in ("60", "30"):
+        assert re.search(rf"  {n} subscribers: [\d,]+ answers per s; latency p50 [\d.]+ ms, p99 [\d.]+ ms; failed 0",
+                         out), out
+    assert len(re.findall(r"    rounds: [\d,]+ / [\d,]+ / [\d,]+ / [\d,]+\n", out)) == 2, out
+    assert re.search(r"60 subscribers at [\d.]+ % of the rate with 30 \(round by round: median [\d.]+ %", out), out
+
+
 def test_code_origin_names_the_package_and_its_commit() -> None:
     origin = code_origin()
     here = Path(kmed.__file__).resolve().parent
