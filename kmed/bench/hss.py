@@ -443,10 +443,20 @@ class Hss:
                 shutil.rmtree(self.root)
 
 
-async def alternate(hsss: list[Hss], actives: list[int], args: argparse.Namespace) -> list[tuple[list[float], Client]]:
+@dataclass
+class Side:
+    """What --compare measured of one HSS: each round's rate, its client (latencies of all
+    rounds), and the CPU seconds its process tree and its event-loop thread spent in them."""
+
+    rates: list[float]
+    client: Client
+    cpu_s: float = 0.0
+    loop_s: float = 0.0
+
+
+async def alternate(hsss: list[Hss], actives: list[int], args: argparse.Namespace) -> list[Side]:
     """--compare: a client per HSS (CER, warm-up), then ``args.rounds`` rounds in which each HSS
-    in turn gets its share of the measured requests (the order flips every round); per HSS the
-    rate of each round, and its client (latencies of all rounds)."""
+    in turn gets its share of the measured requests (the order flips every round)."""
     loop = asyncio.get_running_loop()
     clients: list[Client] = []
     for hss, active in zip(hsss, actives, strict=True):
@@ -458,19 +468,23 @@ async def alternate(hsss: list[Hss], actives: list[int], args: argparse.Namespac
         await asyncio.wait_for(client.run(args.warmup, measure=False), 3600)
         clients.append(client)
     per_round = max(1, args.requests // max(1, args.rounds))
-    rates: list[list[float]] = [[] for _ in hsss]
+    sides = [Side([], client) for client in clients]
+    kids = [children(hss.pid) for hss in hsss]  # the writer child
     for r in range(max(1, args.rounds)):
         order = list(range(len(hsss)))
         for i in order if r % 2 == 0 else order[::-1]:
             # The HSS measured last finishes its deferred work first (its WAL checkpoint comes
             # up to a second after its commits), so that it does not run in the next round.
             await asyncio.sleep(args.settle)
-            client = clients[i]
-            await asyncio.wait_for(client.run(per_round, measure=True), 3600)
-            rates[i].append(per_round / (client.t_end - client.t_begin))
+            side, before = sides[i], thread_times(hsss[i].pid, kids[i])
+            await asyncio.wait_for(side.client.run(per_round, measure=True), 3600)
+            after = thread_times(hsss[i].pid, kids[i])
+            side.rates.append(per_round / (side.client.t_end - side.client.t_begin))
+            side.cpu_s += sum(run for run, _ in after.values()) - sum(run for run, _ in before.values())
+            side.loop_s += after.get("main", (0.0, 0.0))[0] - before.get("main", (0.0, 0.0))[0]
     for client in clients:
         client.transport.close()
-    return list(zip(rates, clients, strict=True))
+    return sides
 
 
 def compare(args: argparse.Namespace) -> int:
@@ -488,7 +502,7 @@ def compare(args: argparse.Namespace) -> int:
         results = asyncio.run(alternate(hsss, actives, args))
     finally:
         statuses = [hss.stop() for hss in hsss]
-    rounds = len(results[0][0])
+    rounds = len(results[0].rates)
     print(f"kmed bench hss --compare: AIR/AIA, 1 vector, {args.inflight} in flight, {rounds} rounds of "
           f"{max(1, args.requests // rounds)} requests per HSS, alternating; HSS log level {args.log_level}, "
           f"read cache {'default' if args.cache is None else args.cache}, writer {args.writer or 'default'}; "
@@ -496,14 +510,18 @@ def compare(args: argparse.Namespace) -> int:
     print(f"  code {code_origin()}")
     overall: list[float] = []
     failed = 0
-    for n, hss, (rates, client) in zip(sizes, hsss, results, strict=True):
+    for n, hss, side in zip(sizes, hsss, results, strict=True):
         warmed, _ = hss.logged()
+        rates, client = side.rates, side.client
         overall.append(len(rates) / sum(1 / r for r in rates))  # equal requests per round: harmonic mean
         failed += client.failed
+        measured = len(rates) * max(1, args.requests // rounds)
         print(f"  {n:,} subscribers: {overall[-1]:,.0f} answers per s; latency p50 {pct(client.lat, 50):.2f} ms, "
-              f"p99 {pct(client.lat, 99):.2f} ms; failed {client.failed}; HSS ready in {hss.ready_s:.1f} s{warmed}")
+              f"p99 {pct(client.lat, 99):.2f} ms; failed {client.failed}; HSS CPU {1e6 * side.cpu_s / measured:.1f} µs "
+              f"per request, its event loop {1e6 * side.loop_s / measured:.1f} µs; HSS ready in {hss.ready_s:.1f} s"
+              f"{warmed}")
         print(f"    rounds: {' / '.join(f'{r:,.0f}' for r in rates)}")
-    pairs = sorted(100 * a / b for a, b in zip(results[0][0], results[1][0], strict=True))
+    pairs = sorted(100 * a / b for a, b in zip(results[0].rates, results[1].rates, strict=True))
     print(f"  {sizes[0]:,} subscribers at {100 * overall[0] / overall[1]:.1f} % of the rate with {sizes[1]:,} "
           f"(round by round: median {pairs[len(pairs) // 2]:.1f} %, {pairs[0]:.0f}–{pairs[-1]:.0f} %)")
     for hss in hsss:

@@ -35,8 +35,8 @@ def test_bench_hss_compare_alternates_two_hss_and_prints_the_ratio() -> None:
     out = done.stdout
     assert "4 rounds of 100 requests per HSS" in out, out
     for n in ("60", "30"):
-        assert re.search(rf"  {n} subscribers: [\d,]+ answers per s; latency p50 [\d.]+ ms, p99 [\d.]+ ms; failed 0",
-                         out), out
+        assert re.search(rf"  {n} subscribers: [\d,]+ answers per s; latency p50 [\d.]+ ms, p99 [\d.]+ ms; failed 0; "
+                         r"HSS CPU [\d.]+ µs per request, its event loop [\d.]+ µs", out), out
     assert len(re.findall(r"    rounds: [\d,]+ / [\d,]+ / [\d,]+ / [\d,]+\n", out)) == 2, out
     assert re.search(r"60 subscribers at [\d.]+ % of the rate with 30 \(round by round: median [\d.]+ %", out), out
 
