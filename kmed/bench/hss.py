@@ -25,6 +25,7 @@ import random
 import shutil
 import signal
 import socket
+import statistics
 import struct
 import subprocess
 import sys
@@ -326,6 +327,10 @@ def main(argv: list[str]) -> int:
     if args.compare is not None:
         if args.callgrind:
             ap.error("--compare and --callgrind do not go together")
+        if args.compare < 1 or args.subscribers < 1:
+            ap.error("--compare and --subscribers take at least 1")
+        if args.rounds < 1 or args.requests < args.rounds:
+            ap.error("--rounds takes at least 1, and --requests at least as many as --rounds")
         return compare(args)
     callgrind = Callgrind() if args.callgrind else None
     hss = Hss.prepare(Path(args.keep) if args.keep else None, args.subscribers, args)
@@ -467,18 +472,21 @@ async def alternate(hsss: list[Hss], actives: list[int], args: argparse.Namespac
             raise RuntimeError(f"CEA result {cea.result_code()}")
         await asyncio.wait_for(client.run(args.warmup, measure=False), 3600)
         clients.append(client)
-    per_round = max(1, args.requests // max(1, args.rounds))
+    per_round = args.requests // args.rounds
     sides = [Side([], client) for client in clients]
     kids = [children(hss.pid) for hss in hsss]  # the writer child
-    for r in range(max(1, args.rounds)):
+    # CPU is counted from the end of an HSS's previous round: the pause's deferred work is its own.
+    marks = [thread_times(hss.pid, k) for hss, k in zip(hsss, kids, strict=True)]
+    for r in range(args.rounds):
         order = list(range(len(hsss)))
         for i in order if r % 2 == 0 else order[::-1]:
             # The HSS measured last finishes its deferred work first (its WAL checkpoint comes
             # up to a second after its commits), so that it does not run in the next round.
             await asyncio.sleep(args.settle)
-            side, before = sides[i], thread_times(hsss[i].pid, kids[i])
+            side = sides[i]
             await asyncio.wait_for(side.client.run(per_round, measure=True), 3600)
-            after = thread_times(hsss[i].pid, kids[i])
+            before, after = marks[i], thread_times(hsss[i].pid, kids[i])
+            marks[i] = after
             side.rates.append(per_round / (side.client.t_end - side.client.t_begin))
             side.cpu_s += sum(run for run, _ in after.values()) - sum(run for run, _ in before.values())
             side.loop_s += after.get("main", (0.0, 0.0))[0] - before.get("main", (0.0, 0.0))[0]
@@ -489,22 +497,32 @@ async def alternate(hsss: list[Hss], actives: list[int], args: argparse.Namespac
 
 def compare(args: argparse.Namespace) -> int:
     """``--compare N``: the HSS of ``--subscribers`` against one of N subscribers (module doc)."""
+    sizes = [args.subscribers, args.compare]
+    hsss: list[Hss] = []
+    try:
+        hsss.append(Hss.prepare(Path(args.keep) if args.keep else None, args.subscribers, args))
+        hsss.append(Hss.prepare(None, args.compare, args))
+        try:
+            for hss in hsss:
+                hss.start()
+            actives = [min(args.active or n, n) for n in sizes]
+            results = asyncio.run(alternate(hsss, actives, args))
+        finally:
+            statuses = [hss.stop() for hss in hsss]
+        return _report(args, sizes, hsss, results, statuses)
+    finally:
+        for hss in hsss:
+            hss.remove()
+
+
+def _report(args: argparse.Namespace, sizes: list[int], hsss: list[Hss], results: list[Side],
+            statuses: list[int]) -> int:
+    """Print what --compare measured; the exit status."""
     from kmed.bench.machine import code_origin, load_average
 
-    sizes = [args.subscribers, args.compare]
-    hsss = [Hss.prepare(Path(args.keep) if args.keep else None, args.subscribers, args),
-            Hss.prepare(None, args.compare, args)]
-    statuses: list[int] = []
-    try:
-        for hss in hsss:
-            hss.start()
-        actives = [min(args.active or n, n) for n in sizes]
-        results = asyncio.run(alternate(hsss, actives, args))
-    finally:
-        statuses = [hss.stop() for hss in hsss]
     rounds = len(results[0].rates)
     print(f"kmed bench hss --compare: AIR/AIA, 1 vector, {args.inflight} in flight, {rounds} rounds of "
-          f"{max(1, args.requests // rounds)} requests per HSS, alternating; HSS log level {args.log_level}, "
+          f"{args.requests // rounds} requests per HSS, alternating; HSS log level {args.log_level}, "
           f"read cache {'default' if args.cache is None else args.cache}, writer {args.writer or 'default'}; "
           f"{os.cpu_count()} CPUs, load average {load_average()}")
     print(f"  code {code_origin()}")
@@ -515,7 +533,7 @@ def compare(args: argparse.Namespace) -> int:
         rates, client = side.rates, side.client
         overall.append(len(rates) / sum(1 / r for r in rates))  # equal requests per round: harmonic mean
         failed += client.failed
-        measured = len(rates) * max(1, args.requests // rounds)
+        measured = len(rates) * (args.requests // rounds)
         print(f"  {n:,} subscribers: {overall[-1]:,.0f} answers per s; latency p50 {pct(client.lat, 50):.2f} ms, "
               f"p99 {pct(client.lat, 99):.2f} ms; failed {client.failed}; HSS CPU {1e6 * side.cpu_s / measured:.1f} µs "
               f"per request, its event loop {1e6 * side.loop_s / measured:.1f} µs; HSS ready in {hss.ready_s:.1f} s"
@@ -523,9 +541,7 @@ def compare(args: argparse.Namespace) -> int:
         print(f"    rounds: {' / '.join(f'{r:,.0f}' for r in rates)}")
     pairs = sorted(100 * a / b for a, b in zip(results[0].rates, results[1].rates, strict=True))
     print(f"  {sizes[0]:,} subscribers at {100 * overall[0] / overall[1]:.1f} % of the rate with {sizes[1]:,} "
-          f"(round by round: median {pairs[len(pairs) // 2]:.1f} %, {pairs[0]:.0f}–{pairs[-1]:.0f} %)")
-    for hss in hsss:
-        hss.remove()
+          f"(round by round: median {statistics.median(pairs):.1f} %, {pairs[0]:.0f}–{pairs[-1]:.0f} %)")
     return 0 if failed == 0 and statuses == [0, 0] else 1
 
 

@@ -128,21 +128,29 @@ class ReadCache:
             self._keep(sub)
         return sub
 
-    def _keep(self, sub: Subscriber) -> None:
-        """Make ``sub`` (not cached yet) an entry; the oldest leaves when the cache is full."""
+    def _keep(self, sub: Subscriber) -> bool:
+        """Make ``sub`` (not cached yet) an entry, the oldest leaving when the cache is full;
+        False (not kept: served from the store each time) for a row a record cannot hold as it
+        is (K or OPc not 16 octets, AMF not 2, SQN not a 48-bit int: only an SQL shell could
+        store one, and ``struct`` would pad or cut it silently)."""
+        k, opc, amf, sqn = sub.k, sub.opc, sub.amf, sub.sqn
+        if not (type(k) is bytes and len(k) == 16 and type(opc) is bytes and len(opc) == 16
+                and type(amf) is bytes and len(amf) == 2 and type(sqn) is int and 0 <= sqn < 1 << 48):
+            return False
         subs = self._subs
         if len(subs) >= self.capacity:
             self._drop(*subs.popitem(last=False))
         sqns = self._sqns
         if self._free:
             slot = self._free.pop()
-            sqns[slot] = sub.sqn
+            sqns[slot] = sqn
         else:
             slot = len(sqns)
-            sqns.append(sub.sqn)
+            sqns.append(sqn)
         if sub.kme is not None:
             self._kmes[sub.imsi] = sub.kme
-        subs[sub.imsi] = _RECORD.pack(sub.k, sub.opc, sub.amf, slot, sub.kme is not None)
+        subs[sub.imsi] = _RECORD.pack(k, opc, amf, slot, sub.kme is not None)
+        return True
 
     def _drop(self, imsi: str, rec: bytes) -> None:
         """The entry ``rec`` of ``imsi`` has left ``_subs``: free its slot and its KME."""
@@ -239,8 +247,7 @@ class ReadCache:
         imsi = sub.imsi
         if self.capacity and generation == self.generation and imsi not in self._in_flight \
                 and imsi not in self._subs:
-            self._keep(sub)
-            return True
+            return self._keep(sub)
         return False
 
     def _next_turn(self) -> None:

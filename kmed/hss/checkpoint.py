@@ -16,9 +16,10 @@ as in session 5: a page written again within it is copied once, and with AIRs sp
 million subscribers (a leaf page per AIR) 0.1 s meant one page copy per AIR. Measured
 (session 6, `kmed bench hss --subscribers 1000000`, six runs each, interleaved): the thread's
 CPU 6.3–8.0 µs per AIR with 0.1 s, 3.6–4.8 µs with 1 s, and p99 lower in every pair
-(e.g. 19.3 -> 16.3 ms). At ~10,000 commits' frames a second the WAL then holds ~10,000
-frames when a pass starts (40 MB), far below the backstop. Both connections have the store's ``synchronous``
-setting, so a checkpoint syncs the WAL before copying and the database file after.
+(e.g. 19.3 -> 16.3 ms). With ~10,000 frames a second the first pass after the WAL passed
+``restart_frames`` (5,000; 10,000 before) then starts it over: the WAL file peaked at 47 MB in
+a 150,000-AIR run over the million (88 MB with 10,000, as a pass came only after ~20,000
+frames), far below the backstop.
 
 Starting the WAL over. SQLite restarts the WAL from its beginning when a writer begins a
 transaction after a checkpoint has copied all of it (and no reader still reads an older part).
@@ -49,7 +50,7 @@ from typing import Protocol
 BACKSTOP_FRAMES = 40_000
 #: The thread's pace (module doc) and the WAL's length past which it starts the WAL over.
 INTERVAL_S = 1.0
-RESTART_FRAMES = 10_000
+RESTART_FRAMES = 5_000
 
 
 class Checkpointing(Protocol):

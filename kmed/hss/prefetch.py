@@ -67,8 +67,10 @@ class Prefetch:
 
     def _loaded(self, imsis: list[str], generation: int, subs: list[Subscriber | None] | None) -> None:
         for i, imsi in enumerate(imsis):
-            sub = None if subs is None else subs[i]
-            if sub is not None:
-                self.cache.load(sub, generation)
-            for resume in self._waiting.pop(imsi, ()):
-                resume()
+            try:
+                sub = None if subs is None else subs[i]
+                if sub is not None:
+                    self.cache.load(sub, generation)
+            finally:  # whatever happens, no waiter is left behind
+                for resume in self._waiting.pop(imsi, ()):
+                    resume()

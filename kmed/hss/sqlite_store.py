@@ -107,14 +107,12 @@ class SqliteStore:
         return Subscriber(imsi, row[0], row[1], row[2], row[3], _held(row, 4))
 
     def subscribers_after(self, imsi: str, limit: int) -> list[Subscriber]:
-        # One AMF object per value: a million subscribers mostly share one (35 octets each).
-        amfs: dict[bytes, bytes] = {}
         rows = self._db.execute(
             "SELECT s.imsi, s.k, s.opc, s.amf, s.sqn, m.kme, m.imei, m.issued_at, m.stored_at"
             " FROM subscribers s LEFT JOIN kmes m ON m.imsi = s.imsi WHERE s.imsi > ? ORDER BY s.imsi LIMIT ?",
             (imsi, limit),
         ).fetchall()
-        return [Subscriber(r[0], r[1], r[2], amfs.setdefault(r[3], r[3]), r[4], _held(r, 5)) for r in rows]
+        return [Subscriber(r[0], r[1], r[2], r[3], r[4], _held(r, 5)) for r in rows]
 
     def device(self, imei: str) -> Device | None:
         row = self._db.execute("SELECT profile, public_key FROM devices WHERE imei = ?", (imei,)).fetchone()

@@ -41,6 +41,17 @@ def test_bench_hss_compare_alternates_two_hss_and_prints_the_ratio() -> None:
     assert re.search(r"60 subscribers at [\d.]+ % of the rate with 30 \(round by round: median [\d.]+ %", out), out
 
 
+@pytest.mark.parametrize("args", [
+    ["--compare", "10", "--rounds", "0"],
+    ["--compare", "10", "--rounds", "5", "--requests", "4"],
+    ["--compare", "0"],
+    ["--compare", "10", "--callgrind"],
+])
+def test_bench_hss_compare_refuses_what_it_cannot_measure(args: list[str]) -> None:
+    done = run_kmed("bench", "hss", "--subscribers", "20", *args, timeout=60)
+    assert done.returncode == 2 and "error:" in done.stderr, (done.stdout, done.stderr)
+
+
 def test_code_origin_names_the_package_and_its_commit() -> None:
     origin = code_origin()
     here = Path(kmed.__file__).resolve().parent

@@ -102,12 +102,12 @@ def test_commits_update_the_entry_in_order(store: SqliteStore) -> None:
     for writes in (first, second):
         flags = store.apply(writes)
         cache.written(writes, flags)
-    assert cache.subscriber(IMSI).sqn == 48 == store.subscriber(IMSI).sqn  # type: ignore[union-attr]
+    assert _hit(cache, IMSI).sqn == 48 == store.subscriber(IMSI).sqn  # type: ignore[union-attr]
     stored, refused = _kme_write(b"\x11" * 32, 100), _kme_write(b"\x22" * 32, 50)  # the older one loses
     for w in (stored, refused):
         cache.writing([w])
         cache.written([w], store.apply([w]))
-    held = cache.subscriber(IMSI).kme  # type: ignore[union-attr]
+    held = _hit(cache, IMSI).kme
     assert held is not None and held.kme == b"\x11" * 32
     assert store.subscriber(IMSI).kme.kme == held.kme  # type: ignore[union-attr]
 
@@ -152,13 +152,29 @@ def test_entries_that_leave_give_their_slot_and_kme_to_no_one_else(store: Sqlite
     assert cache.wants(imsis[1]) and len(cache) == 2
     assert _hit(cache, imsis[0]).kme is not None
     cache.subscriber(imsis[3])  # takes the freed slot
+    assert len(cache._sqns) == 3, "the slot freed by the failed commit was not reused"
     cache.subscriber(imsis[4])  # evicts the oldest (imsis[0], with its KME)
     assert cache.wants(imsis[0]) and len(cache) == 3
+    assert len(cache._sqns) == 3 and imsis[0] not in cache._kmes, "the evicted entry kept its slot or KME"
     for n in (2, 3, 4):
         sub = _hit(cache, imsis[n])
         assert (sub.sqn, sub.kme) == (32 * (n + 1), None), imsis[n]
     again = cache.subscriber(imsis[0])  # read from the store again: no KME was stored there
     assert again is not None and again.kme is None and again.sqn == 32
+
+
+@pytest.mark.parametrize("field,value", [("k", b"\x01" * 15), ("opc", bytearray(16)), ("amf", b"\x80"),
+                                         ("sqn", 2.0), ("sqn", 1 << 48), ("sqn", -1)])
+def test_a_row_a_record_cannot_hold_is_served_but_not_cached(store: SqliteStore, field: str, value: object) -> None:
+    """Only an SQL shell could store such a row (the schema's CHECKs): struct would pad or cut
+    it silently and the SQN array refuses it, so it is not cached (and nothing raises)."""
+    sub = store.subscriber(IMSI)
+    assert sub is not None
+    setattr(sub, field, value)
+    cache = ReadCache(store, 10)
+    assert cache.load(sub, cache.generation) is False and len(cache) == 0 and cache.wants(IMSI)
+    sub.k, sub.opc, sub.amf, sub.sqn = K, OPC, b"\x80\x00", 32
+    assert cache.load(sub, cache.generation) is True and _hit(cache, IMSI) == sub
 
 
 def test_capacity_bounds_the_entries_and_zero_turns_it_off(store: SqliteStore) -> None:
