@@ -182,16 +182,46 @@ def test_failover_to_the_second_hss(tmp_path: Path) -> None:
     second = subprocess.Popen(kmed_argv("hss", "--config", str(second_cfg)), stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
     try:
+        _wait_listening(second_port)  # it listens once its cache is warm (READY=1)
         lab.start("cnn")
         assert lab.attach(ue)["result"] == "accepted"
+        sqn_first = _stored_sqn(lab.store_path)
         assert lab.stop("hss") == 0  # DPR, the CNN moves to the second peer
         r = lab.attach(ue)
         assert r["result"] == "accepted" and r["kme_provisioned"] is False
+        # The second HSS went on from the first's SQNs (its cache was warmed before the first
+        # wrote them: it saw the other's commits), so the USIM needed no resynchronisation.
+        assert not any("authentication_failure" in m for m in r["messages"]), r["messages"]
+        assert _stored_sqn(lab.store_path) > sqn_first > 0
     finally:
         for daemon in list(lab.daemons.values()):
             daemon.stop()
         second.terminate()
         second.wait(10)
+
+
+def _wait_listening(port: int, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def _stored_sqn(store: Path) -> int:
+    from kmed.hss.sqlite_store import SqliteStore
+
+    db = SqliteStore(store, migrate=False)
+    try:
+        sub = db.subscriber(IMSI)
+        assert sub is not None
+        return sub.sqn
+    finally:
+        db.close()
 
 
 def test_bad_configuration_exits_2_naming_the_key(tmp_path: Path) -> None:
