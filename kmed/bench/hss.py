@@ -193,7 +193,10 @@ class Client(asyncio.Protocol):
         self.finished = asyncio.get_running_loop().create_future()
         self.target = self.sent + count
         self.measure = measure
-        self.t_begin = time.perf_counter()
+        self.t_begin = self.t_end = time.perf_counter()
+        if count <= 0:  # nothing to send: no answer would ever end the phase
+            self.finished.set_result(None)
+            return self.finished
         self._fill()
         return self.finished
 
@@ -312,7 +315,7 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--compare", type=int, default=None, metavar="N",
                     help="also start an HSS with N subscribers (a fresh store) and alternate the measured requests "
                          "between the two in --rounds rounds; prints both rates and their ratio")
-    ap.add_argument("--rounds", type=int, default=10,
+    ap.add_argument("--rounds", type=int, default=6,
                     help="rounds of --compare (each HSS gets --requests / rounds per round)")
     ap.add_argument("--settle", type=float, default=1.5, metavar="S",
                     help="--compare: pause before each round (longer than the HSS's WAL checkpoint interval, 1 s)")
@@ -324,6 +327,8 @@ def main(argv: list[str]) -> int:
     from kmed.diameter.transport import install_uvloop
 
     install_uvloop()
+    if args.inflight < 1 or args.warmup < 0 or args.requests < 1:
+        ap.error("--inflight and --requests take at least 1, --warmup at least 0")
     if args.compare is not None:
         if args.callgrind:
             ap.error("--compare and --callgrind do not go together")
@@ -395,7 +400,11 @@ class Hss:
         port = free_port()
         hss = cls(root, keep is not None, port, write_config(root, port, args.log_level, args.cache, args.writer))
         if not (root / "hss.sqlite").exists():
-            took = provision(hss.config, subscribers)
+            try:
+                took = provision(hss.config, subscribers)
+            except BaseException:
+                hss.remove()
+                raise
             print(f"provision-range: {subscribers} subscribers, devices and pairs in {took:.1f} s "
                   f"({subscribers / took:,.0f} per s)")
         return hss
@@ -475,7 +484,9 @@ async def alternate(hsss: list[Hss], actives: list[int], args: argparse.Namespac
     per_round = args.requests // args.rounds
     sides = [Side([], client) for client in clients]
     kids = [children(hss.pid) for hss in hsss]  # the writer child
-    # CPU is counted from the end of an HSS's previous round: the pause's deferred work is its own.
+    # CPU is counted from the end of an HSS's previous round: the pause's deferred work is its
+    # own. The warm-ups' deferred work is let go first.
+    await asyncio.sleep(args.settle)
     marks = [thread_times(hss.pid, k) for hss, k in zip(hsss, kids, strict=True)]
     for r in range(args.rounds):
         order = list(range(len(hsss)))

@@ -66,11 +66,14 @@ class Prefetch:
             self.read(imsis, partial(self._loaded, imsis, self.cache.generation))
 
     def _loaded(self, imsis: list[str], generation: int, subs: list[Subscriber | None] | None) -> None:
-        for i, imsi in enumerate(imsis):
-            try:
+        try:
+            for i, imsi in enumerate(imsis):
                 sub = None if subs is None else subs[i]
                 if sub is not None:
                     self.cache.load(sub, generation)
-            finally:  # whatever happens, no waiter is left behind
+                for resume in self._waiting.pop(imsi, ()):
+                    resume()
+        finally:  # whatever happens, no waiter of this read is left behind
+            for imsi in imsis:
                 for resume in self._waiting.pop(imsi, ()):
                     resume()

@@ -182,7 +182,7 @@ def test_failover_to_the_second_hss(tmp_path: Path) -> None:
     second = subprocess.Popen(kmed_argv("hss", "--config", str(second_cfg)), stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
     try:
-        _wait_listening(second_port)  # it listens once its cache is warm (READY=1)
+        _wait_listening(second_port, second)  # it listens once its cache is warm (READY=1)
         lab.start("cnn")
         assert lab.attach(ue)["result"] == "accepted"
         sqn_first = _stored_sqn(lab.store_path)
@@ -200,13 +200,14 @@ def test_failover_to_the_second_hss(tmp_path: Path) -> None:
         second.wait(10)
 
 
-def _wait_listening(port: int, timeout_s: float = 60.0) -> None:
+def _wait_listening(port: int, proc: subprocess.Popen[bytes], timeout_s: float = 60.0) -> None:
     deadline = time.monotonic() + timeout_s
     while True:
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
             return
         except OSError:
+            assert proc.poll() is None, f"the second HSS exited with status {proc.returncode}"
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.1)

@@ -252,6 +252,34 @@ def test_prefetch_reads_each_missing_imsi_once_per_turn_then_resumes(store: Sqli
         assert cached == 1, "the known subscriber is cached; the unknown IMSI is not (misses never are)"
 
 
+def test_a_read_ahead_that_fails_midway_still_resumes_every_waiter(store: SqliteStore) -> None:
+    """kmed.hss.prefetch: an error while keeping one row (here the cache raising) must not
+    leave the requests waiting for the other IMSIs of the read hanging."""
+    import asyncio
+
+    from kmed.hss.prefetch import Prefetch
+
+    class Failing(ReadCache):
+        __slots__ = ()
+
+        def load(self, sub: Subscriber, generation: int) -> bool:
+            raise RuntimeError("boom")
+
+    async def run() -> list[str]:
+        loop = asyncio.get_running_loop()
+        failed: asyncio.Future[BaseException] = loop.create_future()
+        loop.set_exception_handler(lambda _loop, ctx: failed.done() or failed.set_result(ctx["exception"]))
+        pf = Prefetch(Failing(store, 10), lambda imsis, on_rows: loop.call_soon(
+            on_rows, [store.subscriber(i) for i in imsis]), loop)
+        resumed: list[str] = []
+        pf.wait(IMSI, lambda: resumed.append(IMSI))
+        pf.wait(OTHER, lambda: resumed.append(OTHER))
+        assert str(await asyncio.wait_for(failed, 5)) == "boom"
+        return resumed
+
+    assert sorted(asyncio.run(run())) == sorted([IMSI, OTHER])
+
+
 def test_another_hss_committing_to_the_store_empties_the_cache(store: SqliteStore, tmp_path: Path) -> None:
     """A standby HSS on the same store (the CNN fails over to it): what the other HSS committed
     meanwhile (SQN, KME) must not be answered from this one's cache."""
