@@ -18,6 +18,7 @@ from kmed.nas.codec import NasMessage, decode, encode
 from kmed.nas.frame import HEADER_SIZE, ErrorCause, Frame, FrameDecoder, FrameType, encode_frame
 from kmed.nas.identity import imsi_identity
 from kmed.nas.ies import ue_network_capability
+from tests.hss.conftest import stored_sqn
 
 IMSI = "001010000000001"
 IMEI = "356938035643809"
@@ -185,14 +186,14 @@ def test_failover_to_the_second_hss(tmp_path: Path) -> None:
         _wait_listening(second_port, second)  # it listens once its cache is warm (READY=1)
         lab.start("cnn")
         assert lab.attach(ue)["result"] == "accepted"
-        sqn_first = _stored_sqn(lab.store_path)
+        sqn_first = stored_sqn(lab.store_path, IMSI)
         assert lab.stop("hss") == 0  # DPR, the CNN moves to the second peer
         r = lab.attach(ue)
         assert r["result"] == "accepted" and r["kme_provisioned"] is False
         # The second HSS went on from the first's SQNs (its cache was warmed before the first
         # wrote them: it saw the other's commits), so the USIM needed no resynchronisation.
         assert not any("authentication_failure" in m for m in r["messages"]), r["messages"]
-        assert _stored_sqn(lab.store_path) > sqn_first > 0
+        assert stored_sqn(lab.store_path, IMSI) > sqn_first > 0
     finally:
         for daemon in list(lab.daemons.values()):
             daemon.stop()
@@ -211,18 +212,6 @@ def _wait_listening(port: int, proc: subprocess.Popen[bytes], timeout_s: float =
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.1)
-
-
-def _stored_sqn(store: Path) -> int:
-    from kmed.hss.sqlite_store import SqliteStore
-
-    db = SqliteStore(store, migrate=False)
-    try:
-        sub = db.subscriber(IMSI)
-        assert sub is not None
-        return sub.sqn
-    finally:
-        db.close()
 
 
 def test_bad_configuration_exits_2_naming_the_key(tmp_path: Path) -> None:

@@ -131,3 +131,14 @@ def add_subscribers(store: SqliteStore, count: int) -> list[str]:
     imsis = [f"0010100000{i:05d}" for i in range(count)]
     store.provision([(i, K, OPC, b"\x80\x00", 0) for i in imsis], [], [])
     return imsis
+
+
+def stored_sqn(path: Path, imsi: str) -> int:
+    """The SQN the store at ``path`` holds for ``imsi`` (read on a connection of its own)."""
+    store = SqliteStore(path, migrate=False)
+    try:
+        sub = store.subscriber(imsi)
+        assert sub is not None
+        return sub.sqn
+    finally:
+        store.close()

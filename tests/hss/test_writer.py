@@ -15,7 +15,7 @@ from kmed.hss.groupcommit import CommitFailed, Committer, GroupCommitter
 from kmed.hss.sqlite_store import SqliteStore
 from kmed.hss.store import AuditKme, SetLocation, SetSqn, StoreError, StoreKme
 from kmed.hss.writer import ProcessCommitter, from_wire, to_wire
-from tests.hss.conftest import IMEI, IMSI, OPC, K, add_subscribers
+from tests.hss.conftest import IMEI, IMSI, OPC, K, add_subscribers, stored_sqn
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -51,16 +51,6 @@ def _store(tmp_path: Path, subscribers: int = 3) -> Path:
     return path
 
 
-def _sqn(path: Path, imsi: str) -> int:
-    store = SqliteStore(path)
-    try:
-        sub = store.subscriber(imsi)
-        assert sub is not None
-        return sub.sqn
-    finally:
-        store.close()
-
-
 def test_commits_in_the_child_and_reports_each_request(tmp_path: Path) -> None:
     path = _store(tmp_path)
 
@@ -85,7 +75,7 @@ def test_commits_in_the_child_and_reports_each_request(tmp_path: Path) -> None:
     assert requests == 42 and 1 <= batches <= 6
     assert status == 0, "the child exits 0 once the parent closes the link"
     # The last SQN reserved per IMSI is what the store holds (i = 39, 37 and 38).
-    assert [_sqn(path, f"00101000000{i:04d}") for i in range(3)] == [40 * 32, 38 * 32, 39 * 32]
+    assert [stored_sqn(path, f"00101000000{i:04d}") for i in range(3)] == [40 * 32, 38 * 32, 39 * 32]
 
 
 def test_child_that_cannot_open_the_store_fails_open(tmp_path: Path) -> None:
@@ -126,7 +116,7 @@ def test_child_death_fails_what_waits_and_reports(tmp_path: Path) -> None:
     assert all(isinstance(o, CommitFailed) for o in outcomes), outcomes
     assert dead and "writer process" in dead[0]
     assert pending == 0
-    assert _sqn(path, "001010000000001") == 32, "what failed was not written"
+    assert stored_sqn(path, "001010000000001") == 32, "what failed was not written"
 
 
 def test_reads_in_the_child_see_the_batches_committed_before(tmp_path: Path) -> None:
@@ -195,7 +185,7 @@ def test_the_child_makes_the_vectors_after_the_commit(tmp_path: Path) -> None:
             await pc.close()
 
     flag, vectors = asyncio.run(run())
-    assert flag is True and _sqn(path, "001010000000001") == 96
+    assert flag is True and stored_sqn(path, "001010000000001") == 96
     assert [v[0] for v in vectors] == [1, 2]  # type: ignore[attr-defined]
     from kmed.diameter.message import Message
     from kmed.diameter.s6a import authentication_info
@@ -231,7 +221,7 @@ def test_frames_that_arrive_together_reads_first_then_one_transaction(tmp_path: 
     assert (outcomes[0][1], outcomes[0][2]) == ([[True]], 1) and (outcomes[1][1], outcomes[1][2]) == ([[True]], 0)
     (only_read,) = only_reads
     assert only_read[0] == "r" and only_read[1][0][3] == 96, "the next chunk's read sees the commit"
-    assert _sqn(path, "001010000000001") == 64 and _sqn(path, "001010000000002") == 96
+    assert stored_sqn(path, "001010000000001") == 64 and stored_sqn(path, "001010000000002") == 96
 
 
 def _frames(data: bytes) -> list[object]:
@@ -285,7 +275,7 @@ def test_the_child_ignores_sigterm_and_sigint(tmp_path: Path) -> None:
 
     result, alive = asyncio.run(run())
     assert alive is None and result == [True]
-    assert _sqn(path, "001010000000001") == 160
+    assert stored_sqn(path, "001010000000001") == 160
 
 
 def test_the_child_checkpoints_beside_its_commits_and_the_wal_starts_over(tmp_path: Path) -> None:
