@@ -266,15 +266,23 @@ class Measured:
     threads: dict[str, tuple[float, float]]
 
 
+async def connect(port: int, active: int, inflight: int, warmup: int, cea_timeout: float = 10) -> Client:
+    """A client for random subscribers among the first ``active`` of the range: connected,
+    CER/CEA done, ``warmup`` AIRs answered."""
+    loop = asyncio.get_running_loop()
+    _, client = await loop.create_connection(partial(Client, IMSI_FIRST, active, inflight), "127.0.0.1", port)
+    cea = await asyncio.wait_for(client.cea, cea_timeout)
+    if cea.result_code() != 2001:
+        raise RuntimeError(f"CEA result {cea.result_code()}")
+    await asyncio.wait_for(client.run(warmup, measure=False), 3600)
+    return client
+
+
 async def run_client(port: int, active: int, inflight: int, requests: int, warmup: int, pid: int,
                      callgrind: Callgrind | None = None) -> Measured:
     """AIRs for random subscribers among the first ``active`` of the range."""
     loop = asyncio.get_running_loop()
-    _, client = await loop.create_connection(lambda: Client(IMSI_FIRST, active, inflight), "127.0.0.1", port)
-    cea = await asyncio.wait_for(client.cea, 600 if callgrind else 10)
-    if cea.result_code() != 2001:
-        raise RuntimeError(f"CEA result {cea.result_code()}")
-    await asyncio.wait_for(client.run(warmup, measure=False), 3600)
+    client = await connect(port, active, inflight, warmup, 600 if callgrind else 10)
     if callgrind is not None:
         await loop.run_in_executor(None, callgrind.zero)
     kids = children(pid)  # the writer child, read once per sample
@@ -288,6 +296,22 @@ async def run_client(port: int, active: int, inflight: int, requests: int, warmu
     client.transport.close()
     return Measured(client, requests, client.t_end - client.t_begin, cpu1 - cpu0, own1 - own0, instructions,
                     threads)
+
+
+def drawn(args: argparse.Namespace, subscribers: int) -> int:
+    """How many subscribers of a range of ``subscribers`` the AIRs are drawn from (--active)."""
+    return min(args.active or subscribers, subscribers)
+
+
+def print_header(args: argparse.Namespace, what: str) -> None:
+    """The first two lines of a report: what ran (``what``, ending in its separator), with which
+    HSS settings, on what machine; and the code measured."""
+    from kmed.bench.machine import code_origin, load_average
+
+    print(f"kmed bench hss{what} HSS log level {args.log_level}, "
+          f"read cache {'default' if args.cache is None else args.cache}, writer {args.writer or 'default'}; "
+          f"{os.cpu_count()} CPUs, load average {load_average()}")
+    print(f"  code {code_origin()}")
 
 
 def pct(values: list[float], p: float) -> float:
@@ -323,7 +347,6 @@ def main(argv: list[str]) -> int:
                     help="run the HSS under valgrind's callgrind and print its instructions per request "
                          "(repeatable on a loaded machine; about 50x slower: use fewer requests)")
     args = ap.parse_args(argv)
-    from kmed.bench.machine import code_origin, load_average
     from kmed.diameter.transport import install_uvloop
 
     install_uvloop()
@@ -343,8 +366,8 @@ def main(argv: list[str]) -> int:
     if callgrind is not None:
         callgrind.pid = hss.pid  # valgrind runs the program in its own process
     try:
-        drawn = min(args.active or args.subscribers, args.subscribers)
-        run = asyncio.run(run_client(hss.port, drawn, args.inflight, args.requests, args.warmup, hss.pid, callgrind))
+        active = drawn(args, args.subscribers)
+        run = asyncio.run(run_client(hss.port, active, args.inflight, args.requests, args.warmup, hss.pid, callgrind))
     finally:
         status = hss.stop(120 if callgrind else 30)
         if callgrind is not None:
@@ -352,12 +375,8 @@ def main(argv: list[str]) -> int:
     client = run.client
     rate = run.requests / run.elapsed
     warmed, batches = hss.logged()
-    cache = "default" if args.cache is None else args.cache
-    active = "" if args.active is None else f" (AIRs for the first {drawn} only)"
-    print(f"kmed bench hss: AIR/AIA, 1 vector, {args.inflight} in flight, {args.subscribers} subscribers{active}, "
-          f"HSS log level {args.log_level}, read cache {cache}, writer {args.writer or 'default'}; "
-          f"{os.cpu_count()} CPUs, load average {load_average()}")
-    print(f"  code {code_origin()}")
+    only = "" if args.active is None else f" (AIRs for the first {active} only)"
+    print_header(args, f": AIR/AIA, 1 vector, {args.inflight} in flight, {args.subscribers} subscribers{only},")
     print(f"  HSS ready in {hss.ready_s:.1f} s{warmed}")
     print(f"  {run.requests} answers in {run.elapsed:.2f} s = {rate:,.0f} per s; failed {client.failed}")
     print(f"  latency p50 {pct(client.lat, 50):.2f} ms, p99 {pct(client.lat, 99):.2f} ms, "
@@ -471,16 +490,8 @@ class Side:
 async def alternate(hsss: list[Hss], actives: list[int], args: argparse.Namespace) -> list[Side]:
     """--compare: a client per HSS (CER, warm-up), then ``args.rounds`` rounds in which each HSS
     in turn gets its share of the measured requests (the order flips every round)."""
-    loop = asyncio.get_running_loop()
-    clients: list[Client] = []
-    for hss, active in zip(hsss, actives, strict=True):
-        _, client = await loop.create_connection(partial(Client, IMSI_FIRST, active, args.inflight), "127.0.0.1",
-                                                 hss.port)
-        cea = await asyncio.wait_for(client.cea, 10)
-        if cea.result_code() != 2001:
-            raise RuntimeError(f"CEA result {cea.result_code()}")
-        await asyncio.wait_for(client.run(args.warmup, measure=False), 3600)
-        clients.append(client)
+    clients = [await connect(hss.port, active, args.inflight, args.warmup)
+               for hss, active in zip(hsss, actives, strict=True)]
     per_round = args.requests // args.rounds
     sides = [Side([], client) for client in clients]
     kids = [children(hss.pid) for hss in hsss]  # the writer child
@@ -516,7 +527,7 @@ def compare(args: argparse.Namespace) -> int:
         try:
             for hss in hsss:
                 hss.start()
-            actives = [min(args.active or n, n) for n in sizes]
+            actives = [drawn(args, n) for n in sizes]
             results = asyncio.run(alternate(hsss, actives, args))
         finally:
             statuses = [hss.stop() for hss in hsss]
@@ -529,14 +540,9 @@ def compare(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace, sizes: list[int], hsss: list[Hss], results: list[Side],
             statuses: list[int]) -> int:
     """Print what --compare measured; the exit status."""
-    from kmed.bench.machine import code_origin, load_average
-
     rounds = len(results[0].rates)
-    print(f"kmed bench hss --compare: AIR/AIA, 1 vector, {args.inflight} in flight, {rounds} rounds of "
-          f"{args.requests // rounds} requests per HSS, alternating; HSS log level {args.log_level}, "
-          f"read cache {'default' if args.cache is None else args.cache}, writer {args.writer or 'default'}; "
-          f"{os.cpu_count()} CPUs, load average {load_average()}")
-    print(f"  code {code_origin()}")
+    print_header(args, f" --compare: AIR/AIA, 1 vector, {args.inflight} in flight, {rounds} rounds of "
+                       f"{args.requests // rounds} requests per HSS, alternating;")
     overall: list[float] = []
     failed = 0
     for n, hss, side in zip(sizes, hsss, results, strict=True):

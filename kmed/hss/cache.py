@@ -63,7 +63,11 @@ _V = TypeVar("_V")
 #: KME is held (then in ``_kmes``).
 _RECORD = struct.Struct("<16s16s2sIB")
 _SLOT = struct.Struct("<I")
-_SLOT_AT = 34
+
+
+def _slot(rec: bytes) -> int:
+    """The SQN slot of a record."""
+    return int(_SLOT.unpack_from(rec, 34)[0])
 
 
 class ReadCache:
@@ -154,7 +158,7 @@ class ReadCache:
 
     def _drop(self, imsi: str, rec: bytes) -> None:
         """The entry ``rec`` of ``imsi`` has left ``_subs``: free its slot and its KME."""
-        self._free.append(_SLOT.unpack_from(rec, _SLOT_AT)[0])
+        self._free.append(_slot(rec))
         self._kmes.pop(imsi, None)
 
     def device(self, imei: str) -> Device | None:
@@ -273,7 +277,7 @@ class ReadCache:
                 del subs[w.imsi]
                 self._drop(w.imsi, rec)
             elif type(w) is SetSqn:
-                self._sqns[_SLOT.unpack_from(rec, _SLOT_AT)[0]] = w.sqn
+                self._sqns[_slot(rec)] = w.sqn
             elif type(w) is StoreKme and applied[i]:  # stored (not refused for a newer KME held)
                 self._kmes[w.imsi] = StoredKme(w.kme, w.imei, w.issued_at, w.stored_at)
                 subs[w.imsi] = rec[:-1] + b"\x01"  # flagged (it keeps its place in the order)

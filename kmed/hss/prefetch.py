@@ -67,12 +67,9 @@ class Prefetch:
 
     def _loaded(self, imsis: list[str], generation: int, subs: list[Subscriber | None] | None) -> None:
         try:
-            for i, imsi in enumerate(imsis):
-                sub = None if subs is None else subs[i]
+            for sub in subs or ():  # None: the read failed, the requests read the store themselves
                 if sub is not None:
                     self.cache.load(sub, generation)
-                for resume in self._waiting.pop(imsi, ()):
-                    resume()
         finally:  # whatever happens, no waiter of this read is left behind
             for imsi in imsis:
                 for resume in self._waiting.pop(imsi, ()):

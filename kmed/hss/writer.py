@@ -49,7 +49,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import dataclasses
-import json
 import marshal
 import signal
 import socket
@@ -60,6 +59,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
+from kmed import log as klog
 from kmed.hss.checkpoint import BACKSTOP_FRAMES, INTERVAL_S, RESTART_FRAMES, Checkpointer
 from kmed.hss.groupcommit import CommitFailed, Committer, Queued, _Item, _resolve, commit_batch
 from kmed.hss.store import AuditKme, SetLocation, SetSqn, Store, StoredKme, StoreError, StoreKme, Subscriber
@@ -378,10 +378,10 @@ def _read(store: Store, imsis: list[str]) -> list[tuple[Any, ...] | None]:
 
 
 def _report_checkpoint_error(error: str) -> None:
-    """A checkpoint failed (kmed.hss.checkpoint): one JSON line on the child's stderr, which is
-    the HSS's own (the journal under systemd); the message names no secret."""
-    line = json.dumps({"component": "hss", "event": "hss_checkpoint_failed", "error": error, "level": "error"})
-    print(line, file=sys.stderr, flush=True)
+    """A checkpoint failed (kmed.hss.checkpoint): an ``hss_checkpoint_failed`` event on the
+    child's stderr, which is the HSS's own (the journal under systemd), in the daemons' JSON
+    line format (:func:`kmed.log.setup`, called by :func:`child_main`)."""
+    klog.get("hss").error("hss_checkpoint_failed", error=error)
 
 
 def child_main(fd: int) -> int:
@@ -390,6 +390,7 @@ def child_main(fd: int) -> int:
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    klog.setup("error", "json")  # stderr: only checkpoint failures are logged here
     sock = socket.socket(fileno=fd)
     spec = _recv_blocking(sock)
     if spec is None:

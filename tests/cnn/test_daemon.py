@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from kmed.lab import DEFAULT_K, DEFAULT_OPC, Lab, free_port, kmed_argv, running_lab
+from kmed.lab import DEFAULT_K, DEFAULT_OPC, Lab, free_port, kmed_argv, running_lab, wait_listening
 from kmed.nas import esm
 from kmed.nas.codec import NasMessage, decode, encode
 from kmed.nas.frame import HEADER_SIZE, ErrorCause, Frame, FrameDecoder, FrameType, encode_frame
@@ -183,7 +183,7 @@ def test_failover_to_the_second_hss(tmp_path: Path) -> None:
     second = subprocess.Popen(kmed_argv("hss", "--config", str(second_cfg)), stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
     try:
-        _wait_listening(second_port, second)  # it listens once its cache is warm (READY=1)
+        wait_listening("127.0.0.1", second_port, 60, second)  # it listens once its cache is warm (READY=1)
         lab.start("cnn")
         assert lab.attach(ue)["result"] == "accepted"
         sqn_first = stored_sqn(lab.store_path, IMSI)
@@ -199,19 +199,6 @@ def test_failover_to_the_second_hss(tmp_path: Path) -> None:
             daemon.stop()
         second.terminate()
         second.wait(10)
-
-
-def _wait_listening(port: int, proc: subprocess.Popen[bytes], timeout_s: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            assert proc.poll() is None, f"the second HSS exited with status {proc.returncode}"
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
 
 
 def test_bad_configuration_exits_2_naming_the_key(tmp_path: Path) -> None:

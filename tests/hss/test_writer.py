@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -282,7 +283,7 @@ def test_the_child_checkpoints_beside_its_commits_and_the_wal_starts_over(tmp_pa
     """kmed.hss.checkpoint wired into the child: commits one by one (each its own transaction),
     the child's thread copies them into the database file, and with restart_frames 40 the WAL
     starts over instead of holding every commit."""
-    from tests.hss.test_checkpoint import _in_database_file
+    from tests.hss.test_checkpoint import _in_database_file, _wal_frames
 
     path = _store(tmp_path, subscribers=50)
     imsis = [f"00101000000{i:04d}" for i in range(50)]
@@ -298,11 +299,7 @@ def test_the_child_checkpoints_beside_its_commits_and_the_wal_starts_over(tmp_pa
                     await asyncio.sleep(0.15)  # longer than the thread's interval (0.1 s)
             # r = 139 wrote 32 * 140 for IMSI 23 (not written again after), then slept.
             in_file = _in_database_file(path, imsis[23])
-            probe = SqliteStore(path)
-            try:
-                frames = probe.checkpoint()[1]
-            finally:
-                probe.close()
+            frames = _wal_frames(partial(SqliteStore, path))
         finally:
             await pc.close()
         return in_file, frames
@@ -350,3 +347,26 @@ def test_the_writer_reports_taking_the_store_over_before_the_outcomes(tmp_path: 
         assert store.writer_mark() == ("standby", mark[1] + 1)
     finally:
         store.close()
+
+
+def test_a_checkpoint_failure_is_a_json_event_in_the_daemons_format() -> None:
+    """The child's only log line (kmed.hss.checkpoint's report): kmed.log's JSON format."""
+    import io
+    import json
+
+    import structlog
+
+    from kmed import log as klog
+    from kmed.hss.writer import _report_checkpoint_error
+
+    stream = io.StringIO()
+    klog.setup("error", "json", stream)
+    try:
+        _report_checkpoint_error("OSError: disk I/O error")
+    finally:
+        structlog.reset_defaults()
+    (line,) = stream.getvalue().splitlines()
+    event = json.loads(line)
+    assert (event["event"], event["component"], event["level"], event["error"]) == (
+        "hss_checkpoint_failed", "hss", "error", "OSError: disk I/O error")
+    assert event["timestamp"].endswith("Z")
